@@ -1,0 +1,342 @@
+"""`load_dataset`: one loader for the embedded digits, image folders and TFDS.
+
+Data flows `sources.py` (read and decode each source) -> `pipeline.py`
+(resize, cache, shuffle, batch, augment, scale, labels, prefetch) ->
+`DatasetSplits`.
+"""
+
+import dataclasses
+import numbers
+import os
+
+import keras
+import tensorflow as tf
+
+from keras_ninception.data import pipeline
+from keras_ninception.data import sources
+
+ON_BAD_IMAGE_MODES = ("error", "skip")
+CHANNEL_COUNTS = (1, 3)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSplits:
+    """The batched splits of one dataset and what a model needs to know.
+
+    Attributes:
+        train: batches of `(images, labels)`, shuffled and augmented.
+            `images`: `float32`, values in [-1, 1], shape `(batch, *input_shape)`.
+            `labels`: `int32` `(batch,)` class indices, or a dict of them keyed
+            by output name (see `load_dataset`'s `output_names`).
+        validation: the same structure, neither shuffled nor augmented.
+        test: the same structure as `validation`, or `None` when the source
+            has no test split.
+        class_names: the class names, indexed by label.
+        input_shape: the model input shape: `(height, width, channels)` for
+            channels_last, `(channels, height, width)` for channels_first.
+        num_examples: `{"train": n, "validation": n, "test": n}` examples
+            (not batches); `"test"` is 0 when `test` is `None`.
+        source: `"digits"`, the folder path, or the TFDS name.
+    """
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    test: tf.data.Dataset | None
+    class_names: tuple[str, ...]
+    input_shape: tuple[int, int, int]
+    num_examples: dict[str, int]
+    source: str
+
+    @property
+    def num_classes(self) -> int:
+        """The number of classes, `len(class_names)`."""
+        return len(self.class_names)
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_path(value):
+    return isinstance(value, (str, os.PathLike))
+
+
+def _validate_image_size(image_size):
+    """Returns `(height, width)` from an int or a pair."""
+    if _is_int(image_size) and image_size >= 1:
+        return (int(image_size), int(image_size))
+    if (
+        isinstance(image_size, (tuple, list))
+        and len(image_size) == 2
+        and all(_is_int(side) and side >= 1 for side in image_size)
+    ):
+        return (int(image_size[0]), int(image_size[1]))
+    raise ValueError(
+        "`image_size` must be a positive integer or a (height, width) pair of "
+        f"positive integers. Received: image_size={image_size!r}"
+    )
+
+
+def _validate_output_names(output_names):
+    if output_names is None:
+        return None
+    if isinstance(output_names, str):
+        if output_names:
+            return output_names
+    elif isinstance(output_names, (tuple, list)):
+        names = tuple(output_names)
+        if (
+            names
+            and all(isinstance(name, str) and name for name in names)
+            and len(set(names)) == len(names)
+        ):
+            return names
+    raise ValueError(
+        "`output_names` must be None, one output name, or a non-empty tuple of "
+        "distinct output names such as ('main', 'aux1', 'aux2'). "
+        f"Received: output_names={output_names!r}"
+    )
+
+
+def _validate_arguments(
+    *,
+    source,
+    image_size,
+    channels,
+    batch_size,
+    output_names,
+    validation_fraction,
+    augment,
+    data_dir,
+    download,
+    seed,
+    on_bad_image,
+    cache,
+):
+    """Checks every argument of `load_dataset`; returns the normalized ones."""
+    if not _is_path(source) or not os.fspath(source):
+        raise ValueError(
+            "`source` must be 'digits', the path of an image folder, or a TFDS "
+            f"dataset name. Received: source={source!r}"
+        )
+    image_size = _validate_image_size(image_size)
+    if channels is not None and (
+        not _is_int(channels) or channels not in CHANNEL_COUNTS
+    ):
+        raise ValueError(
+            "`channels` must be None (the source's own count), 1 or 3. "
+            f"Received: channels={channels!r}"
+        )
+    if not _is_int(batch_size) or batch_size < 1:
+        raise ValueError(
+            "`batch_size` must be a positive integer. "
+            f"Received: batch_size={batch_size!r}"
+        )
+    output_names = _validate_output_names(output_names)
+    if (
+        not isinstance(validation_fraction, numbers.Real)
+        or isinstance(validation_fraction, bool)
+        or not 0.0 < validation_fraction < 1.0
+    ):
+        raise ValueError(
+            "`validation_fraction` must be a number strictly between 0 and 1. "
+            f"Received: validation_fraction={validation_fraction!r}"
+        )
+    if augment is not None and augment not in pipeline.AUGMENT_MODES:
+        raise ValueError(
+            "`augment` must be None (the source's default) or one of "
+            f"{pipeline.AUGMENT_MODES}. Received: augment={augment!r}"
+        )
+    if data_dir is not None and not _is_path(data_dir):
+        raise ValueError(
+            f"`data_dir` must be None or a path. Received: data_dir={data_dir!r}"
+        )
+    if not isinstance(download, bool):
+        raise ValueError(
+            f"`download` must be True or False. Received: download={download!r}"
+        )
+    if not _is_int(seed):
+        raise ValueError(f"`seed` must be an integer. Received: seed={seed!r}")
+    if on_bad_image not in ON_BAD_IMAGE_MODES:
+        raise ValueError(
+            f"`on_bad_image` must be one of {ON_BAD_IMAGE_MODES}. "
+            f"Received: on_bad_image={on_bad_image!r}"
+        )
+    if not isinstance(cache, bool):
+        if not _is_path(cache) or not os.fspath(cache):
+            raise ValueError(
+                "`cache` must be True (in memory), False (none), or a file "
+                f"path prefix. Received: cache={cache!r}"
+            )
+        cache_dir = os.path.dirname(os.path.abspath(os.fspath(cache)))
+        if not os.path.isdir(cache_dir):
+            raise ValueError(
+                f"The directory of the cache file, {cache_dir!r}, does not "
+                f"exist. Create it or pass another path. Received: cache={cache!r}"
+            )
+        cache = os.fspath(cache)
+    return image_size, output_names, cache
+
+
+def load_dataset(
+    source="digits",
+    *,
+    image_size=32,
+    channels=None,
+    batch_size=64,
+    output_names=None,
+    validation_fraction=0.1,
+    augment=None,
+    data_dir=None,
+    download=False,
+    seed=0,
+    on_bad_image="error",
+    cache=True,
+):
+    """Loads an image-classification dataset as batched train/val/test splits.
+
+    Three kinds of source:
+
+    - `"digits"` (the only entry of `EMBEDDED_DATASETS`): the UCI handwritten
+      digits (Alpaydin & Kaynak, 1998), bundled with scikit-learn
+      (`sklearn.datasets.load_digits`): 1,797 gray 8x8 images, classes
+      `"0"`..`"9"`, available offline. Fixed stratified split, independent of
+      `seed`: 360 test images (20%), then `validation_fraction` of the rest
+      (with the default 0.1: 1,293 train, 144 validation).
+    - the path of an existing directory laid out
+      `root/<split>/<class>/*.jpg|jpeg|png`, read with the TFDS loader
+      `tfds.folder_dataset.ImageFolder`. `train/` is required; validation is
+      `validation/` or `val/` if present, else the first
+      `ceil(validation_fraction * n)` training examples in ImageFolder's
+      deterministic order; `test/` if present. Files are checked before
+      anything is built (see `on_bad_image`).
+    - any other string: a TFDS catalog name (`"cifar10"`, `"mnist"`, ...)
+      read with `tfds.builder(name, data_dir=data_dir)`; validation is the
+      `validation` split if any, else `train[:n]` with
+      `n = ceil(validation_fraction * num_train)`; `test` if any.
+
+    The pipeline of each split (see `pipeline.py`): decode -> resize to
+    `image_size` (bilinear, back to `uint8`) -> `cache` -> shuffle (train
+    only, seeded, reshuffled each epoch) -> `batch(batch_size)` -> augment
+    (train only) -> scale to `float32` in [-1, 1] (`x / 127.5 - 1`, the
+    Inception preprocessing) and transpose to channels_first when
+    `keras.config.image_data_format()` is `"channels_first"` (read when this
+    function is called) -> labels -> `prefetch`. Each split is one finite
+    epoch: iterate it again for the next epoch.
+
+    Args:
+        source: `"digits"` (default), an image-folder path, or a TFDS name.
+            The string `"digits"` always means the embedded dataset; write
+            `"./digits"` for a folder of that name.
+        image_size: output side in pixels (int, default 32) or
+            `(height, width)`.
+        channels: 1 or 3; `None` (default) for the source's own count (digits
+            1, folders 3, TFDS from the image feature). Gray and RGB are
+            converted with `tf.image`.
+        batch_size: examples per batch (default 64); the last batch of a
+            split may be smaller.
+        output_names: `None` (default) or one name: labels are an `int32`
+            `(batch,)` tensor. A tuple such as `("main", "aux1", "aux2")`:
+            labels are `{name: labels}` for a multi-output model.
+        validation_fraction: fraction of train carved as validation when the
+            source has no validation split, in (0, 1); default 0.1.
+        augment: `None` (default) for the source's default (`"crop"` for
+            digits and gray TFDS datasets: no flips, a mirrored digit is
+            another symbol; `"crop_flip"` for image folders and RGB TFDS
+            datasets), or `"none"`, `"crop"` (random translation up to 1/8 of
+            each side) or `"crop_flip"` (that plus random horizontal flips).
+            Applied to train only, with seeded Keras preprocessing layers.
+        data_dir: TFDS data directory; `None` for the TFDS default.
+        download: TFDS only: download and prepare the dataset into
+            `data_dir` first (needs network). Default False.
+        seed: seed of the shuffle and the augmentation (default 0). The split
+            of the data does not depend on it.
+        on_bad_image: image folders only: what to do with files that are
+            empty or do not start like a JPEG or PNG. `"error"` (default)
+            raises; `"skip"` leaves them out and warns with their count.
+        cache: `True` (default) caches the resized `uint8` images in memory,
+            a path string caches them in files `<path>-<split>...` (the only
+            thing this function may write), `False` caches nothing.
+
+    Returns:
+        A `DatasetSplits`.
+
+    Raises:
+        ValueError: for an invalid argument (the message ends with
+            `Received: arg=value`), an unknown source, an image folder without
+            training images, with fewer than 2 classes, or with bad image
+            files when `on_bad_image="error"`, or a TFDS dataset that is not
+            an image-classification dataset.
+        FileNotFoundError: for a TFDS dataset not prepared in `data_dir` when
+            `download` is False.
+        RuntimeError: when `download=True` and the download fails.
+    """
+    image_size, output_names, cache = _validate_arguments(
+        source=source,
+        image_size=image_size,
+        channels=channels,
+        batch_size=batch_size,
+        output_names=output_names,
+        validation_fraction=validation_fraction,
+        augment=augment,
+        data_dir=data_dir,
+        download=download,
+        seed=seed,
+        on_bad_image=on_bad_image,
+        cache=cache,
+    )
+
+    source_name = os.fspath(source)
+    if source_name in sources.EMBEDDED_DATASETS:
+        raw = sources.read_digits(
+            channels=channels, validation_fraction=validation_fraction
+        )
+    elif os.path.isdir(os.path.expanduser(source_name)):
+        raw = sources.read_image_folder(
+            source_name,
+            channels=channels,
+            validation_fraction=validation_fraction,
+            on_bad_image=on_bad_image,
+        )
+    else:
+        raw = sources.read_tfds(
+            source_name,
+            channels=channels,
+            validation_fraction=validation_fraction,
+            data_dir=None if data_dir is None else os.fspath(data_dir),
+            download=download,
+        )
+
+    augment = raw.default_augment if augment is None else augment
+    augmenter = pipeline.build_augmenter(augment, raw.channels, seed)
+    data_format = keras.config.image_data_format()
+
+    def build(split, dataset):
+        return pipeline.build_pipeline(
+            dataset,
+            split=split,
+            num_examples=raw.num_examples[split],
+            image_size=image_size,
+            batch_size=batch_size,
+            training=split == "train",
+            augmenter=augmenter,
+            output_names=output_names,
+            data_format=data_format,
+            cache=cache,
+            seed=seed,
+        )
+
+    height, width = image_size
+    if data_format == "channels_first":
+        input_shape = (raw.channels, height, width)
+    else:
+        input_shape = (height, width, raw.channels)
+    return DatasetSplits(
+        train=build("train", raw.train),
+        validation=build("validation", raw.validation),
+        test=None if raw.test is None else build("test", raw.test),
+        class_names=raw.class_names,
+        input_shape=input_shape,
+        num_examples=dict(raw.num_examples),
+        source=raw.source,
+    )

@@ -1,0 +1,139 @@
+"""load_dataset(<TFDS name>): served by tfds.testing.mock_data, offline."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from keras_ninception.data import load_dataset
+from keras_ninception.data import sources
+
+HEADS = ("main", "aux1", "aux2")
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+
+
+def test_mnist_element_spec_and_label_dicts(prepared_tfds_metadata):
+    data_dir = prepared_tfds_metadata("mnist", {"train": 24, "test": 16})
+    with tfds.testing.mock_data(num_examples=24, data_dir=data_dir):
+        splits = load_dataset(
+            "mnist", data_dir=data_dir, output_names=HEADS, batch_size=8
+        )
+        images, labels = next(iter(splits.train))
+    assert splits.source == "mnist"
+    assert splits.class_names == tuple(str(digit) for digit in range(10))
+    assert splits.input_shape == (32, 32, 1)
+    # No validation split in mnist: train[:3] / train[3:], ceil(0.1 * 24) = 3.
+    assert splits.num_examples == {"train": 21, "validation": 3, "test": 16}
+    label_spec = {name: tf.TensorSpec((None,), tf.int32) for name in HEADS}
+    for dataset in (splits.train, splits.validation, splits.test):
+        assert dataset.element_spec == (
+            tf.TensorSpec((None, 32, 32, 1), tf.float32),
+            label_spec,
+        )
+    assert images.shape == (8, 32, 32, 1)
+    assert -1.0 <= float(tf.reduce_min(images)) <= float(tf.reduce_max(images)) <= 1.0
+    np.testing.assert_array_equal(labels["main"], labels["aux1"])
+    np.testing.assert_array_equal(labels["main"], labels["aux2"])
+
+
+def test_cifar10_rgb_and_channel_conversion(prepared_tfds_metadata):
+    data_dir = prepared_tfds_metadata(
+        "cifar10", {"train": 20, "test": 10}, class_names=CIFAR10_CLASSES
+    )
+    with tfds.testing.mock_data(num_examples=20, data_dir=data_dir):
+        splits = load_dataset("cifar10", data_dir=data_dir, image_size=16)
+        gray = load_dataset("cifar10", data_dir=data_dir, channels=1)
+        images, labels = next(iter(splits.validation))
+        gray_images, _ = next(iter(gray.validation))
+    assert splits.class_names == CIFAR10_CLASSES
+    assert splits.num_classes == 10
+    assert splits.input_shape == (16, 16, 3)
+    assert splits.train.element_spec == (
+        tf.TensorSpec((None, 16, 16, 3), tf.float32),
+        tf.TensorSpec((None,), tf.int32),
+    )
+    assert images.shape[1:] == (16, 16, 3)
+    assert labels.dtype == tf.int32
+    assert gray.input_shape == (32, 32, 1)
+    assert gray_images.shape[1:] == (32, 32, 1)
+
+
+def test_validation_split_used_when_present(prepared_tfds_metadata):
+    data_dir = prepared_tfds_metadata(
+        "mnist", {"train": 30, "validation": 7, "test": 5}
+    )
+    with tfds.testing.mock_data(num_examples=30, data_dir=data_dir):
+        splits = load_dataset("mnist", data_dir=data_dir)
+    assert splits.num_examples == {"train": 30, "validation": 7, "test": 5}
+
+
+def test_no_test_split(prepared_tfds_metadata):
+    data_dir = prepared_tfds_metadata("mnist", {"train": 10})
+    with tfds.testing.mock_data(num_examples=10, data_dir=data_dir):
+        splits = load_dataset("mnist", data_dir=data_dir)
+    assert splits.test is None
+    assert splits.num_examples == {"train": 9, "validation": 1, "test": 0}
+
+
+@pytest.mark.parametrize(
+    "name,channels,augment", [("mnist", 1, "crop"), ("cifar10", 3, "crop_flip")]
+)
+def test_default_augmentation_by_channels(
+    prepared_tfds_metadata, name, channels, augment
+):
+    """Gray (digit-like) datasets are not flipped; colour ones are."""
+    data_dir = prepared_tfds_metadata(name, {"train": 10})
+    with tfds.testing.mock_data(num_examples=10, data_dir=data_dir):
+        raw = sources.read_tfds(
+            name,
+            channels=None,
+            validation_fraction=0.1,
+            data_dir=data_dir,
+            download=False,
+        )
+    assert raw.default_augment == augment
+    assert raw.channels == channels
+
+
+def test_not_prepared_offline(tmp_path):
+    data_dir = tmp_path / "empty_tfds"
+    data_dir.mkdir()
+    with pytest.raises(FileNotFoundError) as info:
+        load_dataset("mnist", data_dir=str(data_dir))
+    message = str(info.value)
+    assert "'mnist'" in message
+    assert str(data_dir) in message
+    assert "download=True" in message and "--download" in message
+    assert os.listdir(data_dir) == []
+
+
+def test_download_failure_names_the_dataset(tmp_path, monkeypatch):
+    def offline(self, *args, **kwargs):
+        raise ConnectionError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline)
+    with pytest.raises(RuntimeError, match="'cifar10'.*name resolution") as info:
+        load_dataset("cifar10", data_dir=str(tmp_path), download=True)
+    assert str(tmp_path) in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["no_such_dataset_xyz", "./no/such/folder"])
+def test_unknown_source(name):
+    with pytest.raises(ValueError, match="Unknown dataset source") as info:
+        load_dataset(name)
+    message = str(info.value)
+    assert repr(name) in message
+    assert "'digits'" in message and "image folder" in message and "TFDS" in message
