@@ -1,0 +1,26 @@
+"""keras-ninception: Network in Network and GoogLeNet (Inception v1) for Keras 3.
+
+Public API:
+    - Builders: `build_googlenet`, `build_nin`, `to_inference_model`.
+    - Blocks: `apply_mlpconv`, `apply_inception`, `apply_aux_head` (and `apply_conv`,
+      `apply_pool`, `apply_classifier`).
+    - Training: `compile_model` (loss weights [1, 0.3, 0.3], one loss and accuracy per
+      head), `TrainConfig`, `train`, `evaluate_run`.
+    - Data: `load_dataset` (embedded digits, image folders, TFDS names).
+"""
+
+__version__ = "0.1.0"
+
+from keras_ninception.data import load_dataset
+from keras_ninception.layers import (
+    apply_aux_head,
+    apply_classifier,
+    apply_conv,
+    apply_inception,
+    apply_mlpconv,
+    apply_pool,
+)
+from keras_ninception.models import build_googlenet, build_nin, min_input_size, to_inference_model
+from keras_ninception.training import compile_model
+from keras_ninception.training.evaluate import evaluate_run
+from keras_ninception.training.run import TrainConfig, train

@@ -1,0 +1,1 @@
+"""The `ninception` command line."""

@@ -1,0 +1,123 @@
+"""The `ninception` command line: `ninception train` and `ninception evaluate`.
+
+The CLI only parses arguments and calls the training layer; errors in the package's own
+words are printed as `ninception: error: ...` with exit status 2, nothing half-written.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+DESCRIPTION = "Network in Network and GoogLeNet (Inception v1) for Keras 3."
+
+
+def _add_train_parser(subparsers):
+    from keras_ninception.training.run import MODELS, TrainConfig
+
+    defaults = TrainConfig()
+    p = subparsers.add_parser(
+        "train",
+        help="train a model with model.fit (default: GoogLeNet with aux heads on the embedded digits)",
+        description="Train NIN or GoogLeNet, log to TensorBoard and save the run under saved_models/.",
+    )
+    p.add_argument("--model", choices=MODELS, default=defaults.model)
+    p.add_argument(
+        "--variant",
+        choices=("paper", "cifar"),
+        default=None,
+        help="GoogLeNet variant (default: 'cifar' below 79 px, else 'paper')",
+    )
+    p.add_argument(
+        "--dataset",
+        default=defaults.dataset,
+        help="'digits' (embedded), a folder ROOT/<split>/<class>/*.jpg, or a TFDS name (default: %(default)s)",
+    )
+    p.add_argument("--data-dir", default=None, help="TFDS data directory")
+    p.add_argument("--download", action="store_true", help="let TFDS download the dataset (needs network)")
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    p.add_argument("--optimizer", default=defaults.optimizer, choices=("adam", "adamw", "sgd", "rmsprop"))
+    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--aux-loss-weight", type=float, default=defaults.aux_loss_weight)
+    p.add_argument("--no-aux", dest="aux_classifiers", action="store_false", help="GoogLeNet without aux heads")
+    p.add_argument(
+        "--image-size", type=int, default=None, help="input side in pixels (default: 24 for digits, else 32)"
+    )
+    p.add_argument("--validation-fraction", type=float, default=defaults.validation_fraction)
+    p.add_argument("--augment", choices=("none", "crop", "crop_flip"), default=None)
+    p.add_argument("--on-bad-image", choices=("error", "skip"), default=defaults.on_bad_image)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--run-dir", default=None, help="run folder (default: saved_models/<model>-<dataset>-<time>)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue the interrupted run in --run-dir")
+    group.add_argument("--overwrite", action="store_true", help="replace the run in --run-dir")
+    p.set_defaults(func=_train)
+
+
+def _add_evaluate_parser(subparsers):
+    p = subparsers.add_parser(
+        "evaluate",
+        help="per-head loss and accuracy of a saved run",
+        description="Report loss and accuracy of every head of a saved run on one split.",
+    )
+    p.add_argument("run_dir")
+    p.add_argument("--dataset", default=None, help="default: the run's dataset")
+    p.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_evaluate)
+
+
+def _train(args):
+    from keras_ninception.training.run import TrainConfig, train
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    train(config, resume=args.resume, overwrite=args.overwrite)
+
+
+def _evaluate(args):
+    from keras_ninception.training.evaluate import evaluate_run
+
+    result = evaluate_run(
+        args.run_dir, dataset=args.dataset, split=args.split, data_dir=args.data_dir, batch_size=args.batch_size
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"{result['dataset']} / {result['split']} ({result['num_examples']} images), total loss {result['loss']:.4f}")
+    print(f"{'head':<6} {'loss':>8} {'accuracy':>9}")
+    for name, m in result["heads"].items():
+        print(f"{name:<6} {m['loss']:>8.4f} {m['accuracy']:>9.4f}")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="ninception", description=DESCRIPTION)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_train_parser(subparsers)
+    _add_evaluate_parser(subparsers)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the `ninception` console script. Returns the exit status."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        args.func(args)
+    except (ValueError, FileExistsError, FileNotFoundError, FloatingPointError) as e:
+        print(f"ninception {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,11 @@
+"""Reusable blocks: the mlpconv block, the Inception module and the auxiliary head."""
+
+from keras_ninception.layers.blocks import (
+    apply_aux_head,
+    apply_classifier,
+    apply_conv,
+    apply_inception,
+    apply_mlpconv,
+    apply_pool,
+    channel_axis,
+)

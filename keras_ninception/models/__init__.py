@@ -1,0 +1,12 @@
+"""Model builders: pure functions that return a fresh, uncompiled `keras.Model`."""
+
+from keras_ninception.models.googlenet import (
+    AUX_CLASSIFIERS,
+    GOOGLENET_STEMS,
+    GOOGLENET_VARIANTS,
+    INCEPTION_MODULES,
+    build_googlenet,
+    min_input_size,
+    to_inference_model,
+)
+from keras_ninception.models.nin import NIN_CONFIGS, build_nin

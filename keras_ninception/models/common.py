@@ -1,0 +1,139 @@
+"""Argument checks and input resolution shared by the model builders.
+
+Every check runs before the first layer is built, and every message names the argument,
+the allowed values, and ends with `Received: arg=value` (the keras.applications style).
+"""
+
+import os
+
+import keras
+from keras import layers
+
+POOLING_CHOICES = (None, "avg", "max")
+
+
+def check_num_classes(num_classes):
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(
+            f"`num_classes` must be an integer >= 2. Received: num_classes={num_classes!r}"
+        )
+
+
+def check_rate(arg_name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"`{arg_name}` must be a float in [0, 1). Received: {arg_name}={value!r}")
+
+
+def check_choice(arg_name, value, choices):
+    if value not in choices:
+        raise ValueError(
+            f"`{arg_name}` must be one of {list(choices)}. Received: {arg_name}={value!r}"
+        )
+
+
+def check_top_arguments(include_top, pooling, weights, classifier_activation):
+    """Checks `include_top`, `pooling`, `weights` and `classifier_activation`."""
+    if not isinstance(include_top, bool):
+        raise ValueError(f"`include_top` must be True or False. Received: include_top={include_top!r}")
+    check_choice("pooling", pooling, POOLING_CHOICES)
+    if weights is not None and not (isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights)):
+        raise ValueError(
+            "`weights` must be None (random initialization) or the path to an existing "
+            "weights file (`.weights.h5`, or a `.keras` model file). No pretrained weights "
+            f"are downloaded. Received: weights={weights!r}"
+        )
+    if classifier_activation is not None:
+        try:
+            keras.activations.get(classifier_activation)
+        except ValueError:
+            raise ValueError(
+                "`classifier_activation` must be None (logits) or a Keras activation name "
+                f"such as 'softmax'. Received: classifier_activation={classifier_activation!r}"
+            ) from None
+
+
+def resolve_input_shape(input_shape, input_tensor, default_size, default_channels=3):
+    """Returns the `(H, W, C)`/`(C, H, W)` input shape, as a tuple, for the data format.
+
+    Args:
+        input_shape: None (use the default), or a 3-tuple in the current data format.
+        input_tensor: None or a `keras.Input` tensor; its shape wins when given.
+        default_size: int, the default side in pixels.
+        default_channels: int, the default channel count.
+
+    Raises:
+        ValueError: a shape that is not rank 3, a non-positive dimension, or an
+            `input_tensor` that is not a Keras tensor of rank 4.
+    """
+    channels_last = keras.config.image_data_format() == "channels_last"
+    if input_tensor is not None:
+        if not keras.backend.is_keras_tensor(input_tensor) or len(input_tensor.shape) != 4:
+            raise ValueError(
+                "`input_tensor` must be a Keras tensor of rank 4 from `keras.Input`, "
+                f"e.g. keras.Input(shape=(224, 224, 3)). Received: input_tensor={input_tensor!r}"
+            )
+        input_shape = tuple(input_tensor.shape[1:])
+    if input_shape is None:
+        if channels_last:
+            return (default_size, default_size, default_channels)
+        return (default_channels, default_size, default_size)
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = None
+    if shape is None or len(shape) != 3 or any(
+        d is not None and (isinstance(d, bool) or not isinstance(d, int) or d < 1) for d in shape
+    ):
+        layout = "(height, width, channels)" if channels_last else "(channels, height, width)"
+        raise ValueError(
+            f"`input_shape` must be a tuple of 3 positive integers {layout} for the "
+            f"'{keras.config.image_data_format()}' data format; one image, without the "
+            f"batch dimension. Received: input_shape={input_shape!r}"
+        )
+    channels = shape[-1] if channels_last else shape[0]
+    if channels is None:
+        raise ValueError(
+            "The channel dimension of `input_shape` must be known (1 for grayscale, 3 for "
+            f"RGB). Received: input_shape={input_shape!r}"
+        )
+    return shape
+
+
+def spatial_size(input_shape):
+    """`(height, width)` of a resolved input shape (entries may be None)."""
+    if keras.config.image_data_format() == "channels_last":
+        return input_shape[0], input_shape[1]
+    return input_shape[1], input_shape[2]
+
+
+def make_input(input_shape, input_tensor):
+    """The model's input tensor: `input_tensor` itself, or a new `keras.Input` named `input`."""
+    if input_tensor is not None:
+        return input_tensor
+    return layers.Input(shape=input_shape, name="input")
+
+
+def apply_pooling(x, pooling, name="global_average_pooling"):
+    """Optional global pooling for `include_top=False` models."""
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D(name=name)(x)
+    if pooling == "max":
+        return layers.GlobalMaxPooling2D(name="global_max_pooling")(x)
+    return x
+
+
+def load_weights(model, weights):
+    """Loads `weights` (a `.weights.h5` or `.keras` path) into `model`, when given."""
+    if weights is None:
+        return model
+    if str(weights).endswith(".keras"):
+        source = keras.saving.load_model(weights, compile=False)
+        model.set_weights(source.get_weights())
+    else:
+        model.load_weights(weights)
+    return model
+
+
+def scaled(filters, width_multiplier):
+    """`filters` × `width_multiplier`, rounded, at least 1."""
+    return max(1, int(round(filters * width_multiplier)))

@@ -1,0 +1,133 @@
+"""The deep-supervision compile recipe: one loss per head, weights [1, 0.3, 0.3].
+
+Szegedy et al. 2015, Section 5: "During training, their loss gets added to the total loss
+of the network with a discount weight (the losses of the auxiliary classifiers were
+weighted by 0.3)." In Keras 3 that needs a loss, a loss weight and metrics *per output*,
+keyed by output name; a single loss string with `loss_weights`, or a flat
+`metrics=["accuracy"]`, fails or logs the wrong thing on a multi-output model.
+"""
+
+import keras
+
+AUX_LOSS_WEIGHT = 0.3
+
+# Optimizers by name, with the settings used when only a learning rate is given.
+OPTIMIZERS = {
+    "adam": lambda lr, wd: keras.optimizers.Adam(lr, weight_decay=wd),
+    "adamw": lambda lr, wd: keras.optimizers.AdamW(lr, weight_decay=wd if wd else 1e-4),
+    "sgd": lambda lr, wd: keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=wd),
+    "rmsprop": lambda lr, wd: keras.optimizers.RMSprop(lr, weight_decay=wd),
+}
+
+
+def outputs_are_logits(model, output_name):
+    """True when the output layer `output_name` of `model` has no (or a linear) activation."""
+    activation = getattr(model.get_layer(output_name), "activation", None)
+    return activation is None or activation is keras.activations.linear
+
+
+def make_optimizer(optimizer="adam", learning_rate=1e-3, weight_decay=None):
+    """A Keras optimizer from a name (`OPTIMIZERS`), or `optimizer` itself if it is one.
+
+    Args:
+        optimizer: `"adam"` (default), `"adamw"`, `"sgd"` (momentum 0.9, Nesterov) or
+            `"rmsprop"`, or a `keras.optimizers.Optimizer` (returned unchanged).
+        learning_rate: float or `keras.optimizers.schedules.LearningRateSchedule`.
+            Default 1e-3.
+        weight_decay: float or None (default): decoupled weight decay.
+
+    Raises:
+        ValueError: for an unknown optimizer name.
+    """
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        return optimizer
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"`optimizer` must be one of {sorted(OPTIMIZERS)} or a keras.optimizers.Optimizer. "
+            f"Received: optimizer={optimizer!r}"
+        )
+    return OPTIMIZERS[optimizer](learning_rate, weight_decay)
+
+
+def deep_supervision_loss_weights(output_names, aux_loss_weight=AUX_LOSS_WEIGHT):
+    """`{"main": 1.0, "aux1": w, "aux2": w}` for the given output names."""
+    return {name: 1.0 if name == "main" else float(aux_loss_weight) for name in output_names}
+
+
+def compile_model(
+    model,
+    optimizer="adam",
+    learning_rate=1e-3,
+    aux_loss_weight=AUX_LOSS_WEIGHT,
+    weight_decay=None,
+    steps_per_execution=1,
+    jit_compile=False,
+):
+    """Compiles a NIN or GoogLeNet model with the paper's deep-supervision recipe.
+
+    For every output (`main`, and `aux1`/`aux2` when present) it sets a sparse categorical
+    cross-entropy loss, a loss weight (1.0 for `main`, `aux_loss_weight` for the aux heads)
+    and an accuracy metric, all keyed by output name. The total loss is
+    `main_loss + 0.3 * aux1_loss + 0.3 * aux2_loss`; Keras logs `loss`, `main_loss`,
+    `aux1_loss`, `main_accuracy`, ... and `val_main_accuracy` on validation data. A
+    single-output model (NIN, an inference model) gets one loss and logs `loss` and
+    `main_accuracy`, so `val_main_accuracy` is the key for every model.
+
+    Labels are integer class indices `(batch,)`; for a multi-output model pass them as a
+    dict keyed by output name (what `keras_ninception.data.load_dataset` yields).
+
+    Args:
+        model: a `keras.Model` whose outputs are `(batch, num_classes)` probabilities or
+            logits (`from_logits` is read off each output layer's activation).
+        optimizer: name (`"adam"`, `"adamw"`, `"sgd"`, `"rmsprop"`) or an optimizer.
+            Default `"adam"`.
+        learning_rate: float or schedule, used with an optimizer name. Default 1e-3.
+        aux_loss_weight: float >= 0, the weight of each aux head's loss. Default 0.3
+            (Szegedy et al. 2015, Section 5).
+        weight_decay: float or None, decoupled weight decay. Default None.
+        steps_per_execution: int >= 1, forwarded to `Model.compile`. Default 1.
+        jit_compile: bool or "auto", forwarded to `Model.compile`. Default False (XLA was
+            slower on CPU for these models).
+
+    Returns:
+        `model`, compiled.
+
+    Raises:
+        ValueError: `model` is not a Keras model, `aux_loss_weight` < 0, or an unknown
+            optimizer name.
+    """
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"`model` must be a keras.Model. Received: model={model!r}")
+    if (
+        isinstance(aux_loss_weight, bool)
+        or not isinstance(aux_loss_weight, (int, float))
+        or not aux_loss_weight >= 0
+    ):
+        raise ValueError(
+            "`aux_loss_weight` must be a number >= 0. "
+            f"Received: aux_loss_weight={aux_loss_weight!r}"
+        )
+    names = list(model.output_names)
+
+    def loss_for(name):
+        return keras.losses.SparseCategoricalCrossentropy(
+            from_logits=outputs_are_logits(model, name)
+        )
+
+    if len(names) == 1:
+        # Named after the output, so `val_main_accuracy` is the key for every model.
+        accuracy = keras.metrics.SparseCategoricalAccuracy(name=f"{names[0]}_accuracy")
+        loss, loss_weights, metrics = loss_for(names[0]), None, [accuracy]
+    else:
+        loss = {name: loss_for(name) for name in names}
+        loss_weights = deep_supervision_loss_weights(names, aux_loss_weight)
+        metrics = {name: ["accuracy"] for name in names}
+    model.compile(
+        optimizer=make_optimizer(optimizer, learning_rate, weight_decay),
+        loss=loss,
+        loss_weights=loss_weights,
+        metrics=metrics,
+        steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
+    )
+    return model

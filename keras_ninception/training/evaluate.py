@@ -1,0 +1,105 @@
+"""Per-head evaluation of a saved run on any split of any dataset."""
+
+import json
+import os
+
+import keras
+
+from keras_ninception.data import load_dataset
+from keras_ninception.training.run import per_head_metrics
+
+SPLITS = ("train", "validation", "test")
+
+
+def load_run(run_dir):
+    """Loads `(model, config)` of a completed run folder.
+
+    The `.keras` file is loaded with Keras' safe mode on (the default) and without
+    `custom_objects`: loading it reads configuration and weights, never code.
+
+    Raises:
+        FileNotFoundError: `run_dir` has no `model.keras` or `config.json`.
+    """
+    model_path = os.path.join(run_dir, "model.keras")
+    config_path = os.path.join(run_dir, "config.json")
+    for path in (config_path, model_path):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"{run_dir!r} is not a completed run: {os.path.basename(path)} is missing."
+            )
+    with open(config_path) as f:
+        config = json.load(f)
+    return keras.saving.load_model(model_path), config
+
+
+def check_compatible(model, splits):
+    """Raises ValueError when a dataset's images or classes do not fit a model."""
+    expected = tuple(model.input_shape[1:])
+    if tuple(splits.input_shape) != expected:
+        raise ValueError(
+            f"The dataset's images have shape {tuple(splits.input_shape)} but the model takes "
+            f"{expected} (height, width, channels in the data format). Received: "
+            f"source={splits.source!r}"
+        )
+    num_classes = model.outputs[0].shape[-1]
+    if splits.num_classes != num_classes:
+        raise ValueError(
+            f"The dataset has {splits.num_classes} classes but the model was trained on "
+            f"{num_classes}. Received: source={splits.source!r}"
+        )
+
+
+def evaluate_run(run_dir, dataset=None, split="test", data_dir=None, download=False, batch_size=None, verbose="auto"):
+    """Loss and accuracy of every head of a saved run on one split.
+
+    Args:
+        run_dir: a run folder written by `train` (`model.keras` + `config.json`).
+        dataset: a source for `load_dataset` (`"digits"`, a folder, a TFDS name); default
+            the run's own dataset.
+        split: `"train"`, `"validation"` or `"test"` (default). The train split is read
+            without augmentation.
+        data_dir, download: as for `load_dataset`; default the run's.
+        batch_size: default the run's.
+        verbose: Keras verbosity.
+
+    Returns:
+        `{"run_dir", "dataset", "split", "num_examples", "loss", "heads": {"main":
+        {"loss", "accuracy"}, "aux1": ..., "aux2": ...}}`.
+
+    Raises:
+        ValueError: an unknown split, a split the dataset lacks, or a dataset whose image
+            shape or class count does not fit the model.
+        FileNotFoundError: `run_dir` is not a completed run.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"`split` must be one of {list(SPLITS)}. Received: split={split!r}")
+    model, config = load_run(run_dir)
+    train_config = config["train_config"]
+    output_names = list(model.output_names)
+    splits = load_dataset(
+        dataset or train_config["dataset"],
+        image_size=train_config["image_size"],
+        channels=config["input_shape"][-1 if keras.config.image_data_format() == "channels_last" else 0],
+        batch_size=batch_size or train_config["batch_size"],
+        output_names=output_names if len(output_names) > 1 else None,
+        validation_fraction=train_config["validation_fraction"],
+        augment="none",
+        data_dir=data_dir if data_dir is not None else train_config["data_dir"],
+        download=download,
+        seed=train_config["seed"],
+        on_bad_image=train_config["on_bad_image"],
+    )
+    check_compatible(model, splits)
+    data = getattr(splits, split)
+    if data is None:
+        raise ValueError(
+            f"The dataset {splits.source!r} has no {split!r} split. Received: split={split!r}"
+        )
+    logs = model.evaluate(data, return_dict=True, verbose=verbose)
+    return {
+        "run_dir": run_dir,
+        "dataset": splits.source,
+        "split": split,
+        "num_examples": int(splits.num_examples[split]),
+        **per_head_metrics(logs, output_names),
+    }

@@ -1,0 +1,381 @@
+"""Training runs: data → builder → compile → `model.fit` → a run folder under `saved_models/`.
+
+A run folder holds `config.json` (the resolved configuration), `logs/` (TensorBoard),
+`checkpoints/` (`last.keras` and the `BackupAndRestore` state), and at the end
+`model.keras` (every head), `inference.keras` (aux heads removed), `metrics.json` and
+`history.json`. Every file is written to a temporary name and renamed into place, so a
+crash never leaves a half-written file under its final name.
+"""
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+
+import keras
+
+from keras_ninception.data import load_dataset
+from keras_ninception.models import build_googlenet, build_nin, min_input_size, to_inference_model
+from keras_ninception.training.compile import compile_model
+
+DEFAULT_RUNS_DIR = "saved_models"
+MODELS = ("googlenet", "nin")
+OUTPUT_NAMES = ("main", "aux1", "aux2")
+# The embedded digits are 8×8 px: 24 px (3×) is enough for both models and keeps the default
+# GoogLeNet run within a few CPU minutes.
+DEFAULT_IMAGE_SIZES = {"digits": 24}
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a training run; saved as `config.json`.
+
+    Attributes:
+        model: `"googlenet"` (default) or `"nin"`.
+        dataset: `"digits"` (embedded, default), an image-folder path, or a TFDS name.
+        variant: GoogLeNet variant; None picks `"cifar"` below the paper variant's minimum
+            input size (79 px) and `"paper"` above. Ignored for NIN.
+        image_size: int, the square input side in pixels images are resized to. Default
+            None: `DEFAULT_IMAGE_SIZES[dataset]`, else 32.
+        epochs: int >= 1. Default 6.
+        batch_size: int >= 1. Default 64.
+        learning_rate: float > 0, the peak of the one-epoch warm-up then cosine decay.
+            Default 2e-3.
+        optimizer: `"adam"` (default), `"adamw"`, `"sgd"` or `"rmsprop"`.
+        weight_decay: float or None (default).
+        aux_loss_weight: weight of each aux head's loss. Default 0.3 (paper).
+        aux_classifiers: bool, GoogLeNet's aux heads. Default True.
+        validation_fraction: share of train carved out for validation when the source
+            has no validation split. Default 0.1.
+        augment: None (the loader's default for the source), `"none"`, `"crop"`,
+            `"crop_flip"`.
+        seed: int, seeds Keras, TF and NumPy, and the shuffling. Default 0.
+        data_dir: TFDS data directory, or None for TFDS' default.
+        download: bool, let TFDS download a named dataset. Default False.
+        run_dir: the run folder; None makes `saved_models/<model>-<dataset>-<time>`.
+        on_bad_image: `"error"` (default) or `"skip"` for unreadable files in a folder.
+    """
+
+    model: str = "googlenet"
+    dataset: str = "digits"
+    variant: str | None = None
+    image_size: int | None = None
+    epochs: int = 6
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    optimizer: str = "adam"
+    weight_decay: float | None = None
+    aux_loss_weight: float = 0.3
+    aux_classifiers: bool = True
+    validation_fraction: float = 0.1
+    augment: str | None = None
+    seed: int = 0
+    data_dir: str | None = None
+    download: bool = False
+    run_dir: str | None = None
+    on_bad_image: str = "error"
+
+    def validate(self):
+        """Raises ValueError, in the package's words, for a bad field. Returns self."""
+        if self.model not in MODELS:
+            raise ValueError(f"`model` must be one of {list(MODELS)}. Received: model={self.model!r}")
+        for field in ("epochs", "batch_size", "image_size"):
+            value = getattr(self, field)
+            if field == "image_size" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{field}` must be an integer >= 1. Received: {field}={value!r}")
+        if not isinstance(self.learning_rate, (int, float)) or not self.learning_rate > 0:
+            raise ValueError(
+                f"`learning_rate` must be a number > 0. Received: learning_rate={self.learning_rate!r}"
+            )
+        return self
+
+    def resolved(self):
+        """A copy with `image_size` and `variant` filled in; this is what `config.json` holds."""
+        config = dataclasses.replace(self)
+        if config.image_size is None:
+            config.image_size = DEFAULT_IMAGE_SIZES.get(config.dataset, 32)
+        config.variant = config.resolved_variant()
+        return config
+
+    def resolved_variant(self):
+        if self.model != "googlenet":
+            return None
+        if self.variant is not None:
+            return self.variant
+        return "paper" if (self.image_size or 32) >= min_input_size("paper") else "cifar"
+
+    def output_names(self):
+        """The model's output names, which key the per-head labels."""
+        if self.model == "googlenet" and self.aux_classifiers:
+            return OUTPUT_NAMES
+        return None
+
+
+def _slug(text):
+    return re.sub(r"[^A-Za-z0-9]+", "-", os.path.basename(os.path.normpath(str(text)))).strip("-")
+
+
+def default_run_dir(config):
+    """`saved_models/<model>-<dataset>-<YYYYmmdd-HHMMSS>`, unique in `saved_models/`."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = os.path.join(DEFAULT_RUNS_DIR, f"{config.model}-{_slug(config.dataset)}-{stamp}")
+    path, n = base, 1
+    while os.path.exists(path):
+        n += 1
+        path = f"{base}-{n}"
+    return path
+
+
+def write_json_atomic(path, data):
+    """Writes `data` as JSON to `path` via a temporary file and `os.replace`."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def save_model_atomic(model, path):
+    """`model.save(path)` via a temporary `.keras` file in the same folder and `os.replace`."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=directory)
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _prepare_run_dir(run_dir, resume, overwrite):
+    """Refuses to reuse a run folder unless asked; returns the saved config when resuming."""
+    config_path = os.path.join(run_dir, "config.json")
+    holds_run = os.path.exists(config_path) or os.path.exists(os.path.join(run_dir, "model.keras"))
+    if resume and overwrite:
+        raise ValueError("Pass either `resume` or `overwrite`, not both.")
+    if not holds_run:
+        if resume:
+            raise FileNotFoundError(
+                f"Cannot resume: {run_dir!r} holds no run (no config.json). Drop --resume to "
+                "start a new run there."
+            )
+        if os.path.isdir(run_dir) and os.listdir(run_dir):
+            raise FileExistsError(
+                f"Run folder {run_dir!r} is not empty and holds no run; choose another "
+                "--run-dir (nothing was written)."
+            )
+        return None
+    if overwrite:
+        shutil.rmtree(run_dir)
+        return None
+    if not resume:
+        raise FileExistsError(
+            f"Run folder {run_dir!r} already holds a run. Pass --resume to continue it, "
+            "--overwrite to replace it, or choose another --run-dir (nothing was written)."
+        )
+    if os.path.exists(os.path.join(run_dir, "model.keras")):
+        raise FileExistsError(
+            f"The run in {run_dir!r} is already complete (model.keras exists); nothing to "
+            "resume. Pass --overwrite to train it again."
+        )
+    with open(config_path) as f:
+        return json.load(f)
+
+
+def build_model(config, input_shape, num_classes):
+    """The uncompiled model a `TrainConfig` asks for."""
+    if config.model == "nin":
+        return build_nin(input_shape=input_shape, num_classes=num_classes)
+    return build_googlenet(
+        input_shape=input_shape,
+        num_classes=num_classes,
+        variant=config.resolved_variant(),
+        aux_classifiers=config.aux_classifiers,
+    )
+
+
+def learning_rate_schedule(config, steps_per_epoch):
+    """Linear warm-up over the first epoch to `learning_rate`, then cosine decay to 0.
+
+    The schedule is a step function of the optimizer's iterations, so a resumed run
+    (`BackupAndRestore` restores the iterations) continues on the same curve.
+    """
+    total = steps_per_epoch * config.epochs
+    warmup = steps_per_epoch if config.epochs > 1 else 0
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate * (0.1 if warmup else 1.0),
+        decay_steps=max(1, total - warmup),
+        warmup_target=config.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def make_callbacks(run_dir):
+    """Keras callbacks of a run: resume state, last checkpoint, TensorBoard, NaN stop.
+
+    - `BackupAndRestore(run_dir/checkpoints/backup)`: a killed run started again with
+      `resume=True` continues from the last completed epoch.
+    - `ModelCheckpoint(run_dir/checkpoints/last.keras)`: the model after each epoch.
+    - `TensorBoard(run_dir/logs)`: per-head losses and accuracies (`main_loss`,
+      `aux1_accuracy`, ...) and the learning rate, each epoch.
+    - `TerminateOnNaN`: stops on a NaN loss; the last good checkpoint stays.
+    """
+    checkpoints = os.path.join(run_dir, "checkpoints")
+    return [
+        keras.callbacks.BackupAndRestore(os.path.join(checkpoints, "backup")),
+        keras.callbacks.ModelCheckpoint(os.path.join(checkpoints, "last.keras")),
+        keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+
+
+def per_head_metrics(logs, output_names):
+    """Turns Keras' flat logs (`main_loss`, `aux1_accuracy`, `loss`) into per-head dicts.
+
+    Returns:
+        `{"loss": total, "heads": {"main": {"loss": ..., "accuracy": ...}, ...}}`. For a
+        single-output model the head's loss is the total loss.
+    """
+    names = list(output_names)
+    heads = {}
+    for name in names:
+        heads[name] = {
+            "loss": float(logs.get(f"{name}_loss", logs["loss"] if len(names) == 1 else math.nan)),
+            "accuracy": float(logs[f"{name}_accuracy"]),
+        }
+    return {"loss": float(logs["loss"]), "heads": heads}
+
+
+def evaluate_splits(model, splits, verbose="auto"):
+    """Per-head metrics of a compiled model on the validation and test splits."""
+    results = {}
+    for split in ("validation", "test"):
+        dataset = getattr(splits, split)
+        if dataset is None:
+            continue
+        logs = model.evaluate(dataset, return_dict=True, verbose=verbose)
+        results[split] = {
+            "num_examples": int(splits.num_examples[split]),
+            **per_head_metrics(logs, model.output_names),
+        }
+    return results
+
+
+def format_accuracy(metrics):
+    """`main 0.9861 | aux1 0.9750 | aux2 0.9806` for one split's metrics."""
+    return " | ".join(f"{name} {m['accuracy']:.4f}" for name, m in metrics["heads"].items())
+
+
+def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
+    """Trains a NIN or GoogLeNet with `model.fit` and saves the run.
+
+    Args:
+        config: a `TrainConfig` (default: `TrainConfig()`, GoogLeNet with aux heads on the
+            embedded digits).
+        resume: continue the interrupted run in `config.run_dir` from its last completed
+            epoch, with the configuration saved there.
+        overwrite: delete the run in `config.run_dir` first.
+        verbose: Keras verbosity for `fit`/`evaluate` (`"auto"` shows progress bars).
+
+    Returns:
+        dict: `{"run_dir": ..., "metrics": ..., "history": ...}`; metrics as in
+        `metrics.json`.
+
+    Raises:
+        ValueError: a bad configuration or dataset (before anything is written).
+        FileExistsError: `run_dir` already holds a run and neither `resume` nor
+            `overwrite` was given.
+        FileNotFoundError: `resume` without a run to resume, or a dataset not on disk.
+    """
+    config = (config or TrainConfig()).validate().resolved()
+    if config.run_dir is None:
+        if resume:
+            raise ValueError("`resume` needs the `run_dir` of the run to continue.")
+        config.run_dir = default_run_dir(config)
+    saved = _prepare_run_dir(config.run_dir, resume, overwrite)
+    if saved is not None:
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        config = TrainConfig(**{k: v for k, v in saved["train_config"].items() if k in fields})
+        config = config.validate().resolved()
+
+    keras.utils.set_random_seed(config.seed)
+    splits = load_dataset(
+        config.dataset,
+        image_size=config.image_size,
+        batch_size=config.batch_size,
+        output_names=config.output_names(),
+        validation_fraction=config.validation_fraction,
+        augment=config.augment,
+        data_dir=config.data_dir,
+        download=config.download,
+        seed=config.seed,
+        on_bad_image=config.on_bad_image,
+    )
+    model = build_model(config, splits.input_shape, splits.num_classes)
+    steps_per_epoch = math.ceil(splits.num_examples["train"] / config.batch_size)
+    compile_model(
+        model,
+        optimizer=config.optimizer,
+        learning_rate=learning_rate_schedule(config, steps_per_epoch),
+        aux_loss_weight=config.aux_loss_weight,
+        weight_decay=config.weight_decay,
+    )
+
+    run_dir = config.run_dir
+    os.makedirs(run_dir, exist_ok=True)
+    write_json_atomic(
+        os.path.join(run_dir, "config.json"),
+        {
+            "train_config": dataclasses.asdict(config),
+            "variant": config.resolved_variant(),
+            "class_names": list(splits.class_names),
+            "input_shape": list(splits.input_shape),
+            "output_names": list(model.output_names),
+            "num_examples": splits.num_examples,
+            "preprocessing": "resize (bilinear) to image_size, then x / 127.5 - 1",
+            "versions": {"keras": keras.__version__, "keras_ninception": _version()},
+        },
+    )
+
+    history = model.fit(
+        splits.train,
+        validation_data=splits.validation,
+        epochs=config.epochs,
+        callbacks=make_callbacks(run_dir),
+        verbose=verbose,
+    )
+    if model.stop_training and any(
+        math.isnan(v) for v in history.history.get("loss", [])[-1:]
+    ):
+        raise FloatingPointError(
+            "Training stopped on a NaN loss; lower --learning-rate. The last good epoch is "
+            f"in {os.path.join(run_dir, 'checkpoints', 'last.keras')}."
+        )
+
+    metrics = evaluate_splits(model, splits, verbose=verbose)
+    history_dict = {k: [float(v) for v in values] for k, values in history.history.items()}
+    write_json_atomic(os.path.join(run_dir, "history.json"), history_dict)
+    write_json_atomic(os.path.join(run_dir, "metrics.json"), metrics)
+    save_model_atomic(to_inference_model(model), os.path.join(run_dir, "inference.keras"))
+    # model.keras last: its presence marks the run as complete.
+    save_model_atomic(model, os.path.join(run_dir, "model.keras"))
+
+    final = metrics.get("test", metrics["validation"])
+    split = "test" if "test" in metrics else "validation"
+    print(f"Final {split} accuracy ({final['num_examples']} images): {format_accuracy(final)}")
+    print(f"Run saved in {run_dir}")
+    return {"run_dir": run_dir, "metrics": metrics, "history": history_dict}
+
+
+def _version():
+    from keras_ninception import __version__
+
+    return __version__

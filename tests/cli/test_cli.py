@@ -1,0 +1,121 @@
+"""The main job end to end: `ninception train` and `ninception evaluate` as subprocesses."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def ninception(*args, cwd=None, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "keras_ninception.cli.main", *args],
+        capture_output=True, text=True, timeout=timeout, env=ENV, cwd=cwd,
+    )
+
+
+def read_scalar_tags(logdir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for sub in ("train", "validation"):
+        accumulator = EventAccumulator(os.path.join(logdir, sub), size_guidance={"tensors": 0})
+        accumulator.Reload()
+        tags |= {f"{sub}/{tag}" for tag in accumulator.Tags()["tensors"] + accumulator.Tags()["scalars"]}
+    return tags
+
+
+@pytest.fixture(scope="module")
+def googlenet_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "googlenet-digits"
+    result = ninception("train", "--epochs", "1", "--image-size", "20", "--run-dir", str(run_dir))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, result
+
+
+def test_one_epoch_run_leaves_a_complete_run_folder(googlenet_run):
+    run_dir, result = googlenet_run
+    for name in ("model.keras", "inference.keras", "metrics.json", "config.json", "history.json",
+                 "checkpoints/last.keras"):
+        assert (run_dir / name).is_file(), name
+    assert "Final test accuracy (360 images): main " in result.stdout
+    assert "21/21" in result.stdout  # Keras progress bar: 1293 training images / 64 per batch
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics) == {"validation", "test"}
+    assert set(metrics["test"]["heads"]) == {"main", "aux1", "aux2"}
+    assert metrics["test"]["num_examples"] == 360
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["train_config"]["model"] == "googlenet" and config["variant"] == "cifar"
+    assert config["class_names"] == [str(i) for i in range(10)]
+    assert config["input_shape"] == [20, 20, 1]
+
+
+def test_tensorboard_logs_have_per_head_scalars_and_learning_rate(googlenet_run):
+    run_dir, _ = googlenet_run
+    tags = read_scalar_tags(str(run_dir / "logs"))
+    for head in ("main", "aux1", "aux2"):
+        assert f"train/epoch_{head}_loss" in tags and f"validation/epoch_{head}_accuracy" in tags
+    assert "train/epoch_learning_rate" in tags
+
+
+def test_evaluate_reports_every_head_and_matches_metrics_json(googlenet_run):
+    run_dir, _ = googlenet_run
+    result = ninception("evaluate", str(run_dir), "--split", "test", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    saved = json.loads((run_dir / "metrics.json").read_text())["test"]
+    for head in ("main", "aux1", "aux2"):
+        assert report["heads"][head]["accuracy"] == pytest.approx(saved["heads"][head]["accuracy"])
+        assert report["heads"][head]["loss"] == pytest.approx(saved["heads"][head]["loss"], rel=1e-4)
+    table = ninception("evaluate", str(run_dir), "--split", "validation")
+    assert table.returncode == 0 and "aux2" in table.stdout
+
+
+def test_existing_run_is_refused_and_left_untouched(googlenet_run):
+    run_dir, _ = googlenet_run
+    before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()}
+    result = ninception("train", "--epochs", "1", "--run-dir", str(run_dir))
+    assert result.returncode == 2
+    assert "already holds a run" in result.stderr and "--resume" in result.stderr
+    after = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()}
+    assert before == after
+
+
+def test_saved_models_reload_in_a_fresh_interpreter(googlenet_run):
+    run_dir, _ = googlenet_run
+    code = (
+        "import sys, keras, numpy as np\n"
+        "m = keras.saving.load_model(sys.argv[1]); i = keras.saving.load_model(sys.argv[2])\n"
+        "x = np.random.default_rng(0).uniform(-1, 1, (4, 20, 20, 1)).astype('float32')\n"
+        "np.testing.assert_allclose(i.predict(x, verbose=0), m.predict(x, verbose=0)[0], rtol=1e-5, atol=1e-6)\n"
+        "print(m.output_names, i.output_names)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(run_dir / "model.keras"), str(run_dir / "inference.keras")],
+        capture_output=True, text=True, timeout=300, env=ENV,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "['main', 'aux1', 'aux2'] ['main']" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--model", "resnet"], "invalid choice"),
+        (["train", "--dataset", "no_such_dataset_xyz"], "no_such_dataset_xyz"),
+        (["train", "--epochs", "0"], "epochs"),
+        (["evaluate", "/nonexistent/run"], "not a completed run"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(tmp_path, args, message):
+    result = ninception(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "saved_models").exists() or not any((tmp_path / "saved_models").iterdir())

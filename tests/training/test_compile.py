@@ -1,0 +1,77 @@
+"""The deep-supervision recipe: per-head losses checked against hand computation."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_ninception import build_googlenet, build_nin, compile_model
+
+NUM_CLASSES = 4
+
+
+def crossentropy(probabilities, labels):
+    """Mean negative log-likelihood, by hand."""
+    return float(np.mean(-np.log(probabilities[np.arange(len(labels)), labels])))
+
+
+@pytest.fixture(scope="module")
+def tiny_googlenet():
+    return build_googlenet(
+        variant="cifar", input_shape=(20, 20, 3), num_classes=NUM_CLASSES, width_multiplier=0.125
+    )
+
+
+@pytest.mark.parametrize("aux_loss_weight", [0.3, 0.5])
+def test_each_head_gets_its_own_labels_and_loss(tiny_googlenet, aux_loss_weight):
+    model = compile_model(tiny_googlenet, aux_loss_weight=aux_loss_weight)
+    rng = np.random.default_rng(1)
+    images = rng.uniform(-1, 1, (16, 20, 20, 3)).astype("float32")
+    # Different labels for every head: a routing bug would pair a head with another's labels.
+    labels = {
+        "main": rng.integers(0, NUM_CLASSES, 16),
+        "aux1": rng.integers(0, NUM_CLASSES, 16),
+        "aux2": rng.integers(0, NUM_CLASSES, 16),
+    }
+    assert not np.array_equal(labels["main"], labels["aux1"])
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
+    logs = model.evaluate(dataset, return_dict=True, verbose=0)
+    predictions = dict(zip(model.output_names, model.predict(images, verbose=0)))
+
+    expected = {name: crossentropy(predictions[name], labels[name]) for name in labels}
+    for name in labels:
+        assert logs[f"{name}_loss"] == pytest.approx(expected[name], rel=1e-4), name
+        accuracy = np.mean(np.argmax(predictions[name], axis=1) == labels[name])
+        assert logs[f"{name}_accuracy"] == pytest.approx(accuracy), name
+    total = expected["main"] + aux_loss_weight * (expected["aux1"] + expected["aux2"])
+    assert logs["loss"] == pytest.approx(total, rel=1e-4)
+
+
+def test_recipe_is_keyed_by_output_name(tiny_googlenet):
+    model = compile_model(tiny_googlenet)
+    assert model._compile_config.config["loss_weights"] == {"main": 1.0, "aux1": 0.3, "aux2": 0.3}
+    assert set(model._compile_config.config["metrics"]) == {"main", "aux1", "aux2"}
+
+
+def test_single_output_model_logs_main_accuracy():
+    model = compile_model(build_nin(input_shape=(8, 8, 1), num_classes=3), learning_rate=1e-3)
+    images = np.zeros((4, 8, 8, 1), "float32")
+    history = model.fit(images, np.array([0, 1, 2, 0]), validation_data=(images, np.array([0, 1, 2, 0])), verbose=0)
+    assert set(history.history) == {"loss", "main_accuracy", "val_loss", "val_main_accuracy"}
+
+
+def test_logits_models_get_from_logits_losses():
+    model = build_nin(input_shape=(8, 8, 1), num_classes=3, classifier_activation=None)
+    compile_model(model)
+    assert model.loss.from_logits is True
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"aux_loss_weight": -1}, "aux_loss_weight"),
+        ({"optimizer": "adagrad2"}, "optimizer"),
+    ],
+)
+def test_bad_compile_arguments(tiny_googlenet, kwargs, message):
+    with pytest.raises(ValueError, match=rf"`{message}`.*Received: {message}="):
+        compile_model(tiny_googlenet, **kwargs)
