@@ -68,11 +68,11 @@ def main(argv=None):
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        acc = r["test_accuracy"]
+        acc = {h: f"{a:.4f}" for h, a in r["test_accuracy"].items()}
         lines.append(
             f"| {r['model']} | {r['variant'] or '-'} | {r['epochs']} | {r['test_examples']} | "
-            f"{acc['main']:.4f} | {acc.get('aux1', float('nan')):.4f} | "
-            f"{acc.get('aux2', float('nan')):.4f} | {r['wall_seconds']} | {r['meets_target']} |"
+            f"{acc['main']} | {acc.get('aux1', '-')} | {acc.get('aux2', '-')} | "
+            f"{r['wall_seconds']} | {r['meets_target']} |"
         )
     table = "\n".join(lines)
     with open(os.path.join(args.out, "digits_accuracy.md"), "w") as f:

@@ -44,6 +44,12 @@ def _add_train_parser(subparsers):
     p.add_argument("--aux-loss-weight", type=float, default=defaults.aux_loss_weight)
     p.add_argument("--no-aux", dest="aux_classifiers", action="store_false", help="GoogLeNet without aux heads")
     p.add_argument(
+        "--no-batch-norm",
+        dest="batch_norm",
+        action="store_false",
+        help="NIN: train the paper's form, without batch normalization",
+    )
+    p.add_argument(
         "--image-size", type=int, default=None, help="input side in pixels (default: 24 for digits, else 32)"
     )
     p.add_argument("--validation-fraction", type=float, default=defaults.validation_fraction)

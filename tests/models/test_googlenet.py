@@ -90,6 +90,11 @@ def test_each_call_builds_fresh_layers():
     assert a.get_layer("main_classifier") is not b.get_layer("main_classifier")
 
 
+def test_cifar_variant_golden_parameter_counts():
+    assert build_googlenet(variant="cifar", num_classes=10).count_params() == 7_203_230
+    assert build_googlenet(variant="cifar", num_classes=10, aux_classifiers=False).count_params() == 5_997_962
+
+
 def test_cifar_variant_shapes_at_32px():
     model = build_googlenet(variant="cifar", input_shape=(32, 32, 3), num_classes=10)
     assert model.get_layer("pool2_3x3_s2").output.shape[1:] == (16, 16, 192)
