@@ -90,7 +90,12 @@ def _evaluate(args):
     from keras_ninception.training.evaluate import evaluate_run
 
     result = evaluate_run(
-        args.run_dir, dataset=args.dataset, split=args.split, data_dir=args.data_dir, batch_size=args.batch_size
+        args.run_dir,
+        dataset=args.dataset,
+        split=args.split,
+        data_dir=args.data_dir,
+        batch_size=args.batch_size,
+        verbose=0 if args.json else "auto",  # keep stdout pure JSON
     )
     if args.json:
         print(json.dumps(result, indent=2))
@@ -119,7 +124,9 @@ def main(argv=None):
         return 2
     try:
         args.func(args)
-    except (ValueError, FileExistsError, FileNotFoundError, FloatingPointError) as e:
+    except (ValueError, OSError, RuntimeError, FloatingPointError) as e:
+        # The package's own errors (bad arguments, data, run folders, a failed download, a
+        # NaN loss); anything else is a bug and keeps its traceback.
         print(f"ninception {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0
