@@ -1,7 +1,8 @@
 """keras-ninception: Network in Network and GoogLeNet (Inception v1) for Keras 3.
 
 Public API:
-    - Builders: `build_googlenet`, `build_nin`, `to_inference_model`.
+    - Builders: `build_googlenet`, `build_nin`, `to_inference_model`,
+      `build_feature_extractor` (named stage outputs).
     - Blocks: `apply_mlpconv`, `apply_inception`, `apply_aux_head` (and `apply_conv`,
       `apply_pool`, `apply_classifier`).
     - Training: `compile_model` (loss weights [1, 0.3, 0.3], one loss and accuracy per
@@ -13,6 +14,7 @@ __version__ = "0.1.0"
 
 from keras_ninception.data import load_dataset
 from keras_ninception.layers import (
+    LocalResponseNormalization,
     apply_aux_head,
     apply_classifier,
     apply_conv,
@@ -20,7 +22,14 @@ from keras_ninception.layers import (
     apply_mlpconv,
     apply_pool,
 )
-from keras_ninception.models import build_googlenet, build_nin, min_input_size, to_inference_model
+from keras_ninception.models import (
+    build_feature_extractor,
+    build_googlenet,
+    build_nin,
+    feature_endpoints,
+    min_input_size,
+    to_inference_model,
+)
 from keras_ninception.training import compile_model
 from keras_ninception.training.evaluate import evaluate_run
 from keras_ninception.training.run import TrainConfig, train

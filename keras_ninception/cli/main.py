@@ -78,6 +78,74 @@ def _add_evaluate_parser(subparsers):
     p.set_defaults(func=_evaluate)
 
 
+def _add_profile_parser(subparsers):
+    p = subparsers.add_parser(
+        "profile",
+        help="parameters, multiply-adds and activation memory per layer",
+        description="Cost profile of a model: parameters, MACs (multiply-adds) and activation "
+        "memory per layer and in total, per image, with the papers' two claims as numbers: "
+        "what the 1×1 bottlenecks save (GoogLeNet) and what global average pooling saves.",
+    )
+    p.add_argument("model", choices=("googlenet", "nin"))
+    p.add_argument("--variant", choices=("paper", "bn", "cifar"), default="paper", help="GoogLeNet variant")
+    p.add_argument("--config", choices=("cifar10", "imagenet"), default="cifar10", help="NIN configuration")
+    p.add_argument("--input-size", type=int, default=None, help="input side in pixels (default: the variant's)")
+    p.add_argument("--channels", type=int, default=3)
+    p.add_argument("--num-classes", type=int, default=None, help="default: 1000 GoogLeNet / NIN imagenet, 10 NIN cifar10")
+    p.add_argument("--aux", action="store_true", help="GoogLeNet: include the aux heads (default: inference model)")
+    p.add_argument("--naive-inception", action="store_true", help="GoogLeNet: naive modules (Figure 2a)")
+    p.add_argument("--top", type=int, default=None, help="show only the N costliest layers")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_profile)
+
+
+def _profile(args):
+    import dataclasses as dc
+
+    from keras_ninception.models import GOOGLENET_VARIANTS, NIN_CONFIGS, build_googlenet, build_nin
+    from keras_ninception.models.profile import gap_savings, inception_bottleneck_savings, profile_model
+
+    if args.model == "googlenet":
+        size = args.input_size or GOOGLENET_VARIANTS[args.variant]["default_size"]
+        model = build_googlenet(
+            input_shape=(size, size, args.channels),
+            num_classes=args.num_classes or 1000,
+            variant=args.variant,
+            aux_classifiers=args.aux,
+            naive_inception=args.naive_inception,
+        )
+    else:
+        size = args.input_size or NIN_CONFIGS[args.config]["default_size"]
+        classes = args.num_classes or (10 if args.config == "cifar10" else 1000)
+        model = build_nin(input_shape=(size, size, args.channels), num_classes=classes, config=args.config)
+    profile = profile_model(model)
+    claims = {"global_average_pooling": gap_savings(model)}
+    if args.model == "googlenet":
+        claims["bottleneck_inception_3a"] = inception_bottleneck_savings()
+    if args.json:
+        print(json.dumps({**dc.asdict(profile), "claims": claims}, indent=2, default=list))
+        return
+    print(profile.table(top=args.top))
+    print(
+        f"\n{model.name} at {size}×{size}×{args.channels}: {profile.params:,} parameters "
+        f"({profile.trainable_params:,} trainable), {profile.macs / 1e9:.4f} G MACs, "
+        f"{profile.activation_bytes / 2**20:.1f} MiB of activations per image (float32)"
+    )
+    gap = claims["global_average_pooling"]
+    print(
+        f"Global average pooling: classifier {gap['gap_head_params']:,} parameters vs "
+        f"{gap['fc_head_params']:,} for a fully connected layer over the "
+        f"{'×'.join(map(str, gap['feature_map']))} map ({gap['ratio']:.1f}× fewer)"
+    )
+    if "bottleneck_inception_3a" in claims:
+        b = claims["bottleneck_inception_3a"]
+        print(
+            f"1×1 bottlenecks, inception 3a on 28×28×192: {b['bottleneck']['macs'] / 1e6:.1f} M MACs "
+            f"vs {b['naive']['macs'] / 1e6:.1f} M naive ({b['mac_ratio']:.2f}× fewer), "
+            f"{b['bottleneck']['params']:,} vs {b['naive']['params']:,} parameters"
+        )
+
+
 def _train(args):
     from keras_ninception.training.run import TrainConfig, train
 
@@ -111,6 +179,7 @@ def build_parser():
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train_parser(subparsers)
     _add_evaluate_parser(subparsers)
+    _add_profile_parser(subparsers)
     return parser
 
 

@@ -203,6 +203,7 @@ def apply_aux_head(
     dropout_rate=0.7,
     classifier_activation="softmax",
     batch_norm=False,
+    adaptive_pool_size=None,
     name=None,
 ):
     """A GoogLeNet auxiliary classifier (Szegedy et al. 2015, Section 5).
@@ -220,6 +221,9 @@ def apply_aux_head(
         classifier_activation: activation of the output, `"softmax"` (default) or `None`
             for logits. The output layer is float32 so it stays exact under mixed precision.
         batch_norm: bool, batch normalization after the 1×1 conv (the `bn` checkpoint layout).
+        adaptive_pool_size: None (default: the paper's 5×5/3 pool) or an int: an adaptive
+            average pool to that side, as torchvision's `InceptionAux` (4), which also fits
+            feature maps from 4×4 up.
         name: str, `"aux1"` or `"aux2"`: the output layer's name, and the prefix of
             `{name}_ave_pool`, `{name}_conv`, `{name}_flatten`, `{name}_fc`,
             `{name}_drop_fc`, `{name}_classifier`.
@@ -227,7 +231,10 @@ def apply_aux_head(
     Returns:
         `(batch, num_classes)` float32 tensor named `name`.
     """
-    x = layers.AveragePooling2D(5, strides=3, padding="valid", name=f"{name}_ave_pool")(x)
+    if adaptive_pool_size:
+        x = layers.AdaptiveAveragePooling2D(adaptive_pool_size, name=f"{name}_ave_pool")(x)
+    else:
+        x = layers.AveragePooling2D(5, strides=3, padding="valid", name=f"{name}_ave_pool")(x)
     x = apply_conv(x, 128, 1, batch_norm=batch_norm, name=f"{name}_conv")
     x = layers.Flatten(name=f"{name}_flatten")(x)
     x = layers.Dense(1024, activation="relu", name=f"{name}_fc")(x)

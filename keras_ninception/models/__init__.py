@@ -10,3 +10,4 @@ from keras_ninception.models.googlenet import (
     to_inference_model,
 )
 from keras_ninception.models.nin import NIN_CONFIGS, build_nin
+from keras_ninception.models.endpoints import build_feature_extractor, feature_endpoints

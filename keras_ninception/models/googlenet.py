@@ -14,6 +14,7 @@ import keras
 from keras import layers
 
 from keras_ninception.layers import (
+    LocalResponseNormalization,
     apply_aux_head,
     apply_classifier,
     apply_conv,
@@ -28,6 +29,17 @@ from keras_ninception.models import common
 GOOGLENET_STEMS = {
     # Table 1, rows 1-5. Shapes at 224×224×3:
     "paper": (
+        ("conv1_7x7_s2", "conv", 64, 7, 2, 3),  # 112×112×64
+        ("pool1_3x3_s2", "max_pool", None, 3, 2, "ceil"),  # 56×56×64
+        ("pool1_norm1", "lrn", None, 5, 1, None),  # 56×56×64 (size 5, as in BVLC)
+        ("conv2_3x3_reduce", "conv", 64, 1, 1, "same"),  # 56×56×64
+        ("conv2_3x3", "conv", 192, 3, 1, "same"),  # 56×56×192
+        ("conv2_norm2", "lrn", None, 5, 1, None),  # 56×56×192
+        ("pool2_3x3_s2", "max_pool", None, 3, 2, "ceil"),  # 28×28×192
+    ),
+    # The public checkpoints' stem (TF-slim inception_v1, torchvision googlenet): the paper's
+    # layers with batch normalization in place of LRN. Shapes as for "paper".
+    "bn": (
         ("conv1_7x7_s2", "conv", 64, 7, 2, 3),  # 112×112×64
         ("pool1_3x3_s2", "max_pool", None, 3, 2, "ceil"),  # 56×56×64
         ("conv2_3x3_reduce", "conv", 64, 1, 1, "same"),  # 56×56×64
@@ -59,11 +71,13 @@ INCEPTION_MODULES = (
     ("inception_5b", 384, 192, 384, 48, 128, 128),  # 7×7×1024 / 4×4×1024
 )
 
-# 3×3/2 max pools between the stages: after the named module.
+# Max pools between the stages, after the named module: (name, size, stride).
 DOWNSAMPLING_POOLS = {
-    "inception_3b": "pool3_3x3_s2",  # 14×14×480 / 8×8×480
-    "inception_4e": "pool4_3x3_s2",  # 7×7×832 / 4×4×832
+    "inception_3b": ("pool3_3x3_s2", 3, 2),  # 14×14×480 / 8×8×480
+    "inception_4e": ("pool4_3x3_s2", 3, 2),  # 7×7×832 / 4×4×832
 }
+# The public checkpoints pool 2×2/2 before stage 5 (14 → 7 px, as 3×3/2 in ceil mode).
+BN_DOWNSAMPLING_POOLS = {**DOWNSAMPLING_POOLS, "inception_4e": ("pool4_2x2_s2", 2, 2)}
 
 # (output name, the module it hangs off). Section 5: "on top of the output of the
 # Inception (4a) and (4d) modules".
@@ -72,12 +86,30 @@ AUX_CLASSIFIERS = (("aux1", "inception_4a"), ("aux2", "inception_4d"))
 # The aux heads' 5×5/3 "valid" average pool needs at least 5×5 feature maps.
 AUX_MIN_FEATURE_SIZE = 5
 
+# Each variant: its stem, normalization, "5×5" kernel, downsampling pools, aux-head pool
+# (None: the paper's 5×5/3 average pool; an int: adaptive average pool to that side).
 GOOGLENET_VARIANTS = {
     "paper": {
         "stem": "paper",
         "batch_norm": False,
+        "kernel_size_5x5": 5,
+        "downsampling_pools": DOWNSAMPLING_POOLS,
+        "aux_adaptive_pool": None,
         "default_size": 224,
-        "source": "Szegedy et al. 2015, Table 1 (biases, no normalization, true 5×5 convs)",
+        "source": "Szegedy et al. 2015, Table 1 and Section 5; LRN as in the BVLC Caffe "
+        "replication (biases, true 5×5 convolutions)",
+    },
+    "bn": {
+        "stem": "bn",
+        "batch_norm": True,
+        # Deviation kept from the checkpoints: the "5×5" branch is a 3×3 convolution
+        # (torchvision: "Here, kernel_size=3 instead of kernel_size=5 is a known bug").
+        "kernel_size_5x5": 3,
+        "downsampling_pools": BN_DOWNSAMPLING_POOLS,
+        # torchvision's InceptionAux pools adaptively to 4×4 (4×4 at 224 px, like 5×5/3).
+        "aux_adaptive_pool": 4,
+        "default_size": 224,
+        "source": "TF-slim inception_v1 / torchvision googlenet (BN eps 1e-3, no conv biases)",
     },
     "cifar": {
         "stem": "cifar",
@@ -85,9 +117,18 @@ GOOGLENET_VARIANTS = {
         # checkpoints and Inception v2, so the network trains from scratch in a few CPU
         # epochs on small datasets; the module and aux-head topology is the paper's.
         "batch_norm": True,
+        "kernel_size_5x5": 5,
+        "downsampling_pools": DOWNSAMPLING_POOLS,
+        "aux_adaptive_pool": None,
         "default_size": 32,
         "source": "Table 1 modules and Section 5 aux heads on a 32-px stem (see GOOGLENET_STEMS)",
     },
+}
+
+# Named stage outputs (TF-slim's end_points): endpoint → layer name.
+GOOGLENET_ENDPOINTS = {
+    "stem": "pool2_3x3_s2",
+    **{name: f"{name}_output" for name, *_ in INCEPTION_MODULES},
 }
 
 
@@ -107,13 +148,18 @@ def feature_side(side, variant="paper", module_name="inception_4a"):
         ValueError: for an unknown `variant` or `module_name`.
     """
     common.check_choice("variant", variant, tuple(GOOGLENET_VARIANTS))
-    for layer_name, op, _, kernel, stride, _ in GOOGLENET_STEMS[GOOGLENET_VARIANTS[variant]["stem"]]:
-        side = math.ceil(side / stride) if op == "conv" else _pooled_side(side, kernel, stride)
+    config = GOOGLENET_VARIANTS[variant]
+    for _, op, _, kernel, stride, _ in GOOGLENET_STEMS[config["stem"]]:
+        if op == "conv":
+            side = math.ceil(side / stride)
+        elif op == "max_pool":
+            side = _pooled_side(side, kernel, stride)
     for name, *_ in INCEPTION_MODULES:
         if name == module_name:
             return side
-        if name in DOWNSAMPLING_POOLS:
-            side = _pooled_side(side)
+        if name in config["downsampling_pools"]:
+            _, size, stride = config["downsampling_pools"][name]
+            side = _pooled_side(side, size, stride)
     common.check_choice("module_name", module_name, [row[0] for row in INCEPTION_MODULES])
 
 
@@ -123,12 +169,15 @@ def min_input_size(variant="paper", aux_classifiers=True):
     With aux heads, the feature map of inception 4a must be at least 5×5 for their 5×5/3
     "valid" average pool. With the paper's Caffe arithmetic (ceil-mode pools) that is 79 px
     for `"paper"` (79 → 40 → 20 → 10 → 5; a "same"-padded network would get by with 65) and
-    20 px for `"cifar"` (20 → 10 → 5). Without aux heads any side >= 1 builds.
+    20 px for `"cifar"` (20 → 10 → 5). The `"bn"` variant's adaptive 4×4 aux pool needs a 4×4
+    map: 57 px. Without aux heads any side >= 1 builds.
     """
     if not aux_classifiers:
         return 1
+    adaptive = GOOGLENET_VARIANTS[variant]["aux_adaptive_pool"]
+    needed = adaptive or AUX_MIN_FEATURE_SIZE
     side = 1
-    while feature_side(side, variant, AUX_CLASSIFIERS[0][1]) < AUX_MIN_FEATURE_SIZE:
+    while feature_side(side, variant, AUX_CLASSIFIERS[0][1]) < needed:
         side += 1
     return side
 
@@ -147,6 +196,7 @@ def build_googlenet(
     aux_dropout_rate=0.7,
     width_multiplier=1.0,
     naive_inception=False,
+    local_response_normalization=True,
     name="googlenet",
 ):
     """Builds GoogLeNet (Inception v1), optionally with its two auxiliary classifiers.
@@ -224,6 +274,9 @@ def build_googlenet(
             f"Received: width_multiplier={width_multiplier!r}"
         )
     common.check_choice("naive_inception", naive_inception, (True, False))
+    common.check_choice(
+        "local_response_normalization", local_response_normalization, (True, False)
+    )
     with_aux = aux_classifiers and include_top
     input_shape = common.resolve_input_shape(input_shape, input_tensor, config["default_size"])
     if with_aux:
@@ -232,8 +285,8 @@ def build_googlenet(
             if side is None or side < smallest:
                 raise ValueError(
                     f"GoogLeNet variant '{variant}' with aux classifiers needs inputs of at "
-                    f"least {smallest}×{smallest} px: the aux heads' 5×5/3 average pool needs "
-                    "a feature map of at least 5×5 at inception 4a. Use a larger input, "
+                    f"least {smallest}×{smallest} px: the aux heads' average pool needs a "
+                    "feature map of at least 5×5 (4×4 for 'bn') at inception 4a. Use a larger input, "
                     f"variant='cifar' for small images (min {min_input_size('cifar')} px), "
                     "or aux_classifiers=False. "
                     f"Received: input_shape={input_shape}"
@@ -250,8 +303,10 @@ def build_googlenet(
         if op == "conv":
             filters = common.scaled(filters, width_multiplier)
             x = apply_conv(x, filters, kernel, stride, batch_norm, padding, name=layer_name)
-        else:
+        elif op == "max_pool":
             x = apply_pool(x, "max", kernel, stride, name=layer_name)
+        elif local_response_normalization:
+            x = LocalResponseNormalization(size=kernel, name=layer_name)(x)
 
     # 4. Inception stages, with the aux heads where Section 5 puts them.
     aux_sources = dict((module, aux) for aux, module in AUX_CLASSIFIERS)
@@ -259,7 +314,12 @@ def build_googlenet(
     for module_name, *module_filters in INCEPTION_MODULES:
         module_filters = [common.scaled(f, width_multiplier) for f in module_filters]
         x = apply_inception(
-            x, *module_filters, batch_norm=batch_norm, naive=naive_inception, name=module_name
+            x,
+            *module_filters,
+            batch_norm=batch_norm,
+            kernel_size_5x5=config["kernel_size_5x5"],
+            naive=naive_inception,
+            name=module_name,
         )
         if with_aux and module_name in aux_sources:
             aux_outputs.append(
@@ -269,11 +329,13 @@ def build_googlenet(
                     dropout_rate=aux_dropout_rate,
                     classifier_activation=classifier_activation,
                     batch_norm=batch_norm,
+                    adaptive_pool_size=config["aux_adaptive_pool"],
                     name=aux_sources[module_name],
                 )
             )
-        if module_name in DOWNSAMPLING_POOLS:
-            x = apply_pool(x, "max", 3, 2, name=DOWNSAMPLING_POOLS[module_name])
+        if module_name in config["downsampling_pools"]:
+            pool_name, size, stride = config["downsampling_pools"][module_name]
+            x = apply_pool(x, "max", size, stride, name=pool_name)
 
     # 5. Head: global average pool (7×7/1 avg pool at 224 px) → dropout 0.4 → linear.
     if include_top:
