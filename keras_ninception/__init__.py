@@ -27,6 +27,7 @@ from keras_ninception.models import (
     build_googlenet,
     build_nin,
     feature_endpoints,
+    load_torchvision_weights,
     min_input_size,
     to_inference_model,
 )
