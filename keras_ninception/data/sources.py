@@ -36,6 +36,9 @@ IMAGE_FILE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 # First bytes of the two formats ImageFolder's files may hold.
 JPEG_SIGNATURE = b"\xff\xd8\xff"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# What a whole file ends with (within its last 64 bytes): the JPEG EOI marker, the PNG IEND chunk.
+JPEG_END = b"\xff\xd9"
+PNG_END = b"IEND"
 # Folder names taken as the validation split of an image folder, by priority.
 VALIDATION_SPLIT_FOLDERS = ("validation", "val")
 # How many bad files an error or warning names before "and N more".
@@ -249,28 +252,36 @@ def list_image_files(root):
 
 
 def check_image_file(path):
-    """Checks that a file starts like a JPEG or a PNG.
+    """Checks that a file starts and ends like a JPEG or a PNG.
 
-    Reads only the first 8 bytes, so that 50,000 files take about a second.
-    A file with a valid signature but a damaged body still fails later, when
-    the pipeline decodes it.
+    Reads only the first 8 and the last 64 bytes, so that 50,000 files take about a
+    second. That finds empty files, other formats renamed `.jpg`, directories named like
+    images, and truncated files (a JPEG ends with the EOI marker `FF D9`, a PNG with its
+    `IEND` chunk). A file whose body is damaged in the middle still fails later, when the
+    pipeline decodes it.
 
     Args:
         path: the file.
 
     Returns:
-        `None` for a good file, else why it is bad: `"empty file"`,
-        `"not a JPEG or PNG file"` or `"cannot be read (...)"`.
+        `None` for a good file, else why it is bad: `"empty file"`, `"a directory"`,
+        `"not a JPEG or PNG file"`, `"truncated"` or `"cannot be read (...)"`.
     """
+    if os.path.isdir(path):
+        return "a directory"
     try:
         with open(path, "rb") as file:
             head = file.read(len(PNG_SIGNATURE))
+            file.seek(max(0, os.fstat(file.fileno()).st_size - 64))
+            tail = file.read()
     except OSError as err:
         return f"cannot be read ({err.strerror or err})"
     if not head:
         return "empty file"
-    if head.startswith(JPEG_SIGNATURE) or head.startswith(PNG_SIGNATURE):
-        return None
+    if head.startswith(JPEG_SIGNATURE):
+        return None if JPEG_END in tail else "truncated"
+    if head.startswith(PNG_SIGNATURE):
+        return None if PNG_END in tail else "truncated"
     return "not a JPEG or PNG file"
 
 
@@ -353,10 +364,18 @@ def read_image_folder(root, *, channels, validation_fraction, on_bad_image):
         for paths in files[split].values()
         for path in paths
     )
+    directories = [path for path, reason in bad if reason == "a directory"]
+    if directories:
+        # ImageFolder reads every entry it lists before any filter could drop it.
+        raise ValueError(
+            f"The image folder {root_name!r} has directories named like image files: "
+            f"{describe_bad_files([(d, 'a directory') for d in directories], root)}. "
+            "Rename or move them."
+        )
     if bad and on_bad_image == "error":
         raise ValueError(
             f"The image folder {root_name!r} has {len(bad)} unreadable image "
-            f"file(s) (empty, or not starting like a JPEG or PNG): "
+            f"file(s) (empty, truncated, or not a JPEG or PNG): "
             f"{describe_bad_files(bad, root)}. Fix or remove them, or pass "
             "`on_bad_image='skip'` to leave them out."
         )
@@ -424,6 +443,13 @@ def read_image_folder(root, *, channels, validation_fraction, on_bad_image):
             ),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
+
+    for split in (validation_split, "test"):
+        if split in files and good_count(split) == 0:
+            raise ValueError(
+                f"The image folder {root_name!r} has a {split}/ split with no readable "
+                f"images. Add images to {split}/<class>/ or remove the {split}/ folder."
+            )
 
     num_train = good_count("train")
     train = read_split("train")

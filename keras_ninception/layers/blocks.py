@@ -82,9 +82,10 @@ def apply_pool(x, pool_type, pool_size, strides, name=None):
     sides = x.shape[1:3] if channel_axis() == -1 else x.shape[2:4]
     padding = "same"
     if None not in sides:
-        missing = [
-            max(0, math.ceil((n - pool_size) / strides) * strides + pool_size - n) for n in sides
-        ]
+        # Output side ceil((n - k) / s) + 1, at least 1 (a window on a side smaller than
+        # the kernel covers what there is).
+        outputs = [max(1, math.ceil((n - pool_size) / strides) + 1) for n in sides]
+        missing = [max(0, (o - 1) * strides + pool_size - n) for o, n in zip(outputs, sides)]
         if missing == [0, 0]:
             padding = "valid"
         elif max(missing) > 1 or min(missing) == 0:

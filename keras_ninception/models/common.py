@@ -9,26 +9,9 @@ import os
 import keras
 from keras import layers
 
+from keras_ninception.checks import check_choice, check_num_classes, check_rate, is_int  # noqa: F401
+
 POOLING_CHOICES = (None, "avg", "max")
-
-
-def check_num_classes(num_classes):
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(
-            f"`num_classes` must be an integer >= 2. Received: num_classes={num_classes!r}"
-        )
-
-
-def check_rate(arg_name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"`{arg_name}` must be a float in [0, 1). Received: {arg_name}={value!r}")
-
-
-def check_choice(arg_name, value, choices):
-    if value not in choices:
-        raise ValueError(
-            f"`{arg_name}` must be one of {list(choices)}. Received: {arg_name}={value!r}"
-        )
 
 
 def check_top_arguments(include_top, pooling, weights, classifier_activation):
@@ -81,15 +64,14 @@ def resolve_input_shape(input_shape, input_tensor, default_size, default_channel
         shape = tuple(input_shape)
     except TypeError:
         shape = None
-    if shape is None or len(shape) != 3 or any(
-        d is not None and (isinstance(d, bool) or not isinstance(d, int) or d < 1) for d in shape
-    ):
+    if shape is None or len(shape) != 3 or any(d is not None and (not is_int(d) or d < 1) for d in shape):
         layout = "(height, width, channels)" if channels_last else "(channels, height, width)"
         raise ValueError(
             f"`input_shape` must be a tuple of 3 positive integers {layout} for the "
             f"'{keras.config.image_data_format()}' data format; one image, without the "
             f"batch dimension. Received: input_shape={input_shape!r}"
         )
+    shape = tuple(None if d is None else int(d) for d in shape)
     channels = shape[-1] if channels_last else shape[0]
     if channels is None:
         raise ValueError(
@@ -123,14 +105,31 @@ def apply_pooling(x, pooling, name="global_average_pooling"):
 
 
 def load_weights(model, weights):
-    """Loads `weights` (a `.weights.h5` or `.keras` path) into `model`, when given."""
+    """Loads `weights` (a `.weights.h5` or `.keras` path) into `model`, when given.
+
+    Raises:
+        ValueError: the file is not a Keras weights/model file, or its weights do not fit
+            the architecture (the message names the file).
+    """
     if weights is None:
         return model
-    if str(weights).endswith(".keras"):
-        source = keras.saving.load_model(weights, compile=False)
-        model.set_weights(source.get_weights())
-    else:
-        model.load_weights(weights)
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # Keras only warns about weights it skipped
+            if str(weights).endswith(".keras"):
+                source = keras.saving.load_model(weights, compile=False)
+                model.set_weights(source.get_weights())
+            else:
+                model.load_weights(weights)
+    except Exception as error:  # h5py, zipfile and Keras raise many types for a bad file
+        raise ValueError(
+            f"Could not load `weights` from {os.fspath(weights)!r} into {model.name!r}: it must "
+            "be a .weights.h5 or .keras file saved from a model of the same architecture "
+            f"(variant, num_classes, input channels). Cause: {str(error).splitlines()[0][:300]} "
+            f"Received: weights={weights!r}"
+        ) from None
     return model
 
 

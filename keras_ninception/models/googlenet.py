@@ -21,6 +21,7 @@ from keras_ninception.layers import (
     apply_inception,
     apply_pool,
 )
+from keras_ninception.checks import check_number
 from keras_ninception.models import common
 
 # The stems, one row per layer: (name, op, filters, kernel, stride, padding).
@@ -264,15 +265,7 @@ def build_googlenet(
     common.check_top_arguments(include_top, pooling, weights, classifier_activation)
     common.check_rate("dropout_rate", dropout_rate)
     common.check_rate("aux_dropout_rate", aux_dropout_rate)
-    if (
-        isinstance(width_multiplier, bool)
-        or not isinstance(width_multiplier, (int, float))
-        or not width_multiplier > 0
-    ):
-        raise ValueError(
-            "`width_multiplier` must be a number > 0. "
-            f"Received: width_multiplier={width_multiplier!r}"
-        )
+    check_number("width_multiplier", width_multiplier, strict=True)
     common.check_choice("naive_inception", naive_inception, (True, False))
     common.check_choice(
         "local_response_normalization", local_response_normalization, (True, False)
@@ -289,7 +282,8 @@ def build_googlenet(
                     "feature map of at least 5×5 (4×4 for 'bn') at inception 4a. Use a larger input, "
                     f"variant='cifar' for small images (min {min_input_size('cifar')} px), "
                     "or aux_classifiers=False. "
-                    f"Received: input_shape={input_shape}"
+                    f"Received: input_shape={input_shape} "
+                    f"({keras.config.image_data_format()})"
                 )
 
     batch_norm = config["batch_norm"]
@@ -369,10 +363,11 @@ def to_inference_model(model):
     """
     if not isinstance(model, keras.Model):
         raise ValueError(f"`model` must be a keras.Model. Received: model={model!r}")
-    if "main" not in model.output_names:
+    if "main" not in (getattr(model, "output_names", None) or []):
         raise ValueError(
             "`model` must have an output named 'main' (the models of build_googlenet and "
-            f"build_nin have one). Received: model with outputs {model.output_names}"
+            f"build_nin have one). Received: model with outputs "
+            f"{getattr(model, 'output_names', None)}"
         )
     main = model.get_layer("main").output
     return keras.Model(model.inputs, main, name=f"{model.name}_inference")

@@ -104,6 +104,16 @@ def build_nin(
     table = NIN_CONFIGS[config]
     input_shape = common.resolve_input_shape(input_shape, input_tensor, table["default_size"])
 
+    first = table["blocks"][0]
+    if first[3] == "valid":
+        for side in common.spatial_size(input_shape):
+            if side is not None and side < first[1]:
+                raise ValueError(
+                    f"NIN config '{config}' starts with a {first[1]}×{first[1]} 'valid' "
+                    f"convolution: inputs must be at least {first[1]}×{first[1]} px "
+                    f"({keras.config.image_data_format()}). Received: input_shape={input_shape}"
+                )
+
     inputs = common.make_input(input_shape, input_tensor)
     x = inputs
     for index, (block, kernel, stride, padding, filters, pool, rate) in enumerate(

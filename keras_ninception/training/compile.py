@@ -9,6 +9,8 @@ keyed by output name; a single loss string with `loss_weights`, or a flat
 
 import keras
 
+from keras_ninception.checks import check_int, check_number
+
 AUX_LOSS_WEIGHT = 0.3
 
 # Optimizers by name, with the settings used when only a learning rate is given.
@@ -21,9 +23,22 @@ OPTIMIZERS = {
 
 
 def outputs_are_logits(model, output_name):
-    """True when the output layer `output_name` of `model` has no (or a linear) activation."""
-    activation = getattr(model.get_layer(output_name), "activation", None)
-    return activation is None or activation is keras.activations.linear
+    """True when output `output_name` of `model` comes from a layer with no activation.
+
+    Raises:
+        ValueError: when it cannot tell (the output is not a layer's with an `activation`):
+            pass `from_logits` to `compile_model` then.
+    """
+    try:
+        layer = model.get_layer(output_name)
+    except ValueError:
+        layer = None
+    if layer is None or not hasattr(layer, "activation"):
+        raise ValueError(
+            f"Cannot tell whether output {output_name!r} gives probabilities or logits; pass "
+            "`from_logits=True` or `from_logits=False`. Received: from_logits=None"
+        )
+    return layer.activation is None or layer.activation is keras.activations.linear
 
 
 def make_optimizer(optimizer="adam", learning_rate=1e-3, weight_decay=None):
@@ -37,10 +52,15 @@ def make_optimizer(optimizer="adam", learning_rate=1e-3, weight_decay=None):
         weight_decay: float or None (default): decoupled weight decay.
 
     Raises:
-        ValueError: for an unknown optimizer name.
+        ValueError: for an unknown optimizer name, a learning rate that is not a finite
+            number > 0 (or a schedule), or a negative or non-finite weight decay.
     """
     if isinstance(optimizer, keras.optimizers.Optimizer):
         return optimizer
+    if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        check_number("learning_rate", learning_rate, strict=True)
+    if weight_decay is not None:
+        check_number("weight_decay", weight_decay)
     if optimizer not in OPTIMIZERS:
         raise ValueError(
             f"`optimizer` must be one of {sorted(OPTIMIZERS)} or a keras.optimizers.Optimizer. "
@@ -62,6 +82,7 @@ def compile_model(
     weight_decay=None,
     steps_per_execution=1,
     jit_compile=False,
+    from_logits=None,
 ):
     """Compiles a NIN or GoogLeNet model with the paper's deep-supervision recipe.
 
@@ -88,31 +109,29 @@ def compile_model(
         steps_per_execution: int >= 1, forwarded to `Model.compile`. Default 1.
         jit_compile: bool or "auto", forwarded to `Model.compile`. Default False (XLA was
             slower on CPU for these models).
+        from_logits: None (default: read off each output layer's activation), or a bool
+            for every output.
 
     Returns:
         `model`, compiled.
 
     Raises:
-        ValueError: `model` is not a Keras model, `aux_loss_weight` < 0, or an unknown
-            optimizer name.
+        ValueError: `model` is not a Keras model, a bad `aux_loss_weight`,
+            `learning_rate`, `weight_decay` or `steps_per_execution`, an unknown optimizer
+            name, or outputs whose activation cannot be read and no `from_logits`.
     """
     if not isinstance(model, keras.Model):
         raise ValueError(f"`model` must be a keras.Model. Received: model={model!r}")
-    if (
-        isinstance(aux_loss_weight, bool)
-        or not isinstance(aux_loss_weight, (int, float))
-        or not aux_loss_weight >= 0
-    ):
-        raise ValueError(
-            "`aux_loss_weight` must be a number >= 0. "
-            f"Received: aux_loss_weight={aux_loss_weight!r}"
-        )
-    names = list(model.output_names)
+    check_number("aux_loss_weight", aux_loss_weight)
+    check_int("steps_per_execution", steps_per_execution)
+    if from_logits not in (None, True, False):
+        raise ValueError(f"`from_logits` must be None, True or False. Received: from_logits={from_logits!r}")
+    names = list(getattr(model, "output_names", None) or ["main"])
+    optimizer = make_optimizer(optimizer, learning_rate, weight_decay)
 
     def loss_for(name):
-        return keras.losses.SparseCategoricalCrossentropy(
-            from_logits=outputs_are_logits(model, name)
-        )
+        logits = outputs_are_logits(model, name) if from_logits is None else from_logits
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
 
     if len(names) == 1:
         # Named after the output, so `val_main_accuracy` is the key for every model.
@@ -123,7 +142,7 @@ def compile_model(
         loss_weights = deep_supervision_loss_weights(names, aux_loss_weight)
         metrics = {name: ["accuracy"] for name in names}
     model.compile(
-        optimizer=make_optimizer(optimizer, learning_rate, weight_decay),
+        optimizer=optimizer,
         loss=loss,
         loss_weights=loss_weights,
         metrics=metrics,

@@ -1,12 +1,12 @@
 """Per-head evaluation of a saved run on any split of any dataset."""
 
-import json
 import os
 
 import keras
 
 from keras_ninception.data import load_dataset
-from keras_ninception.training.run import per_head_metrics
+from keras_ninception.checks import check_int
+from keras_ninception.training.run import per_head_metrics, read_json
 
 SPLITS = ("train", "validation", "test")
 
@@ -27,13 +27,26 @@ def load_run(run_dir):
             raise FileNotFoundError(
                 f"{run_dir!r} is not a completed run: {os.path.basename(path)} is missing."
             )
-    with open(config_path) as f:
-        config = json.load(f)
-    return keras.saving.load_model(model_path), config
+    config = read_json(config_path)
+    if not isinstance(config, dict) or not isinstance(config.get("train_config"), dict):
+        raise ValueError(f"{config_path!r} is not a run configuration (no 'train_config').")
+    try:
+        model = keras.saving.load_model(model_path)
+    except Exception as error:  # zipfile, h5py and Keras raise many types for a bad file
+        raise ValueError(
+            f"{model_path!r} is not a readable .keras model file "
+            f"({str(error).splitlines()[0][:200]})."
+        ) from None
+    return model, config
 
 
-def check_compatible(model, splits):
-    """Raises ValueError when a dataset's images or classes do not fit a model."""
+def check_compatible(model, splits, class_names=None):
+    """Raises ValueError when a dataset's images or classes do not fit a model.
+
+    `class_names`: the names the model was trained with (from `config.json`); when given,
+    the dataset must have the same names in the same order, or the reported accuracy would
+    compare unrelated labels.
+    """
     expected = tuple(model.input_shape[1:])
     if tuple(splits.input_shape) != expected:
         raise ValueError(
@@ -46,6 +59,12 @@ def check_compatible(model, splits):
         raise ValueError(
             f"The dataset has {splits.num_classes} classes but the model was trained on "
             f"{num_classes}. Received: source={splits.source!r}"
+        )
+    if class_names is not None and list(splits.class_names) != list(class_names):
+        raise ValueError(
+            f"The dataset's classes {list(splits.class_names)[:10]} are not the classes the "
+            f"model was trained on {list(class_names)[:10]} (same order). "
+            f"Received: source={splits.source!r}"
         )
 
 
@@ -67,12 +86,15 @@ def evaluate_run(run_dir, dataset=None, split="test", data_dir=None, download=Fa
         {"loss", "accuracy"}, "aux1": ..., "aux2": ...}}`.
 
     Raises:
-        ValueError: an unknown split, a split the dataset lacks, or a dataset whose image
-            shape or class count does not fit the model.
+        ValueError: an unknown split, a bad batch size, a split the dataset lacks, a dataset
+            whose image shape, class count or class names do not fit the model, or an
+            unreadable `model.keras`/`config.json`.
         FileNotFoundError: `run_dir` is not a completed run.
     """
     if split not in SPLITS:
         raise ValueError(f"`split` must be one of {list(SPLITS)}. Received: split={split!r}")
+    if batch_size is not None:
+        check_int("batch_size", batch_size)
     model, config = load_run(run_dir)
     train_config = config["train_config"]
     output_names = list(model.output_names)
@@ -80,7 +102,7 @@ def evaluate_run(run_dir, dataset=None, split="test", data_dir=None, download=Fa
         dataset or train_config["dataset"],
         image_size=train_config["image_size"],
         channels=config["input_shape"][-1 if keras.config.image_data_format() == "channels_last" else 0],
-        batch_size=batch_size or train_config["batch_size"],
+        batch_size=batch_size if batch_size is not None else train_config["batch_size"],
         output_names=output_names if len(output_names) > 1 else None,
         validation_fraction=train_config["validation_fraction"],
         augment="none",
@@ -89,7 +111,7 @@ def evaluate_run(run_dir, dataset=None, split="test", data_dir=None, download=Fa
         seed=train_config["seed"],
         on_bad_image=train_config["on_bad_image"],
     )
-    check_compatible(model, splits)
+    check_compatible(model, splits, config.get("class_names"))
     data = getattr(splits, split)
     if data is None:
         raise ValueError(

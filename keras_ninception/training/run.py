@@ -17,7 +17,9 @@ import shutil
 import tempfile
 
 import keras
+import tensorflow as tf
 
+from keras_ninception.checks import check_choice, check_int, check_number
 from keras_ninception.data import load_dataset
 from keras_ninception.models import build_googlenet, build_nin, min_input_size, to_inference_model
 from keras_ninception.training.compile import compile_model
@@ -86,19 +88,29 @@ class TrainConfig:
     on_bad_image: str = "error"
 
     def validate(self):
-        """Raises ValueError, in the package's words, for a bad field. Returns self."""
-        if self.model not in MODELS:
-            raise ValueError(f"`model` must be one of {list(MODELS)}. Received: model={self.model!r}")
-        for field in ("epochs", "batch_size", "image_size"):
+        """Raises ValueError, in the package's words, for a bad field. Returns self.
+
+        Paths (`dataset`, `data_dir`, `run_dir`) may be `os.PathLike`; they become strings.
+        """
+        for field in ("dataset", "data_dir", "run_dir"):
             value = getattr(self, field)
-            if field == "image_size" and value is None:
+            if value is None and field != "dataset":
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{field}` must be an integer >= 1. Received: {field}={value!r}")
-        if not isinstance(self.learning_rate, (int, float)) or not self.learning_rate > 0:
-            raise ValueError(
-                f"`learning_rate` must be a number > 0. Received: learning_rate={self.learning_rate!r}"
-            )
+            if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+                raise ValueError(f"`{field}` must be a non-empty string or path. Received: {field}={value!r}")
+            setattr(self, field, os.fspath(value))
+        check_choice("model", self.model, MODELS)
+        check_int("epochs", self.epochs)
+        check_int("batch_size", self.batch_size)
+        if self.image_size is not None:
+            check_int("image_size", self.image_size)
+        check_int("seed", self.seed, minimum=0, maximum=2**32 - 1)
+        check_number("learning_rate", self.learning_rate, strict=True)
+        check_number("aux_loss_weight", self.aux_loss_weight)
+        if self.weight_decay is not None:
+            check_number("weight_decay", self.weight_decay)
+        for flag in ("aux_classifiers", "batch_norm", "download"):
+            check_choice(flag, getattr(self, flag), (True, False))
         return self
 
     def resolved(self):
@@ -138,62 +150,118 @@ def default_run_dir(config):
     return path
 
 
-def write_json_atomic(path, data):
-    """Writes `data` as JSON to `path` via a temporary file and `os.replace`."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
-def save_model_atomic(model, path):
-    """`model.save(path)` via a temporary `.keras` file in the same folder and `os.replace`."""
+def _replace_atomic(path, write, suffix):
+    """Calls `write(tmp_path)` on a temporary file beside `path`, then renames it into place.
+
+    The file gets the usual permissions (0666 less the umask), and the temporary file is
+    removed if `write` fails, so `path` is either the old file or the whole new one.
+    """
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
     os.close(fd)
     try:
-        model.save(tmp)
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
-def _prepare_run_dir(run_dir, resume, overwrite):
-    """Refuses to reuse a run folder unless asked; returns the saved config when resuming."""
-    config_path = os.path.join(run_dir, "config.json")
-    holds_run = os.path.exists(config_path) or os.path.exists(os.path.join(run_dir, "model.keras"))
+def write_json_atomic(path, data):
+    """Writes `data` as JSON to `path` atomically (temporary file + `os.replace`)."""
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"  # fails before any file exists
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    _replace_atomic(path, write, ".json")
+
+
+def save_model_atomic(model, path):
+    """`model.save(path)` atomically: a `.keras` file is whole or absent, never half-written."""
+    _replace_atomic(path, model.save, ".keras")
+
+
+def read_json(path):
+    """Reads a JSON file, or raises ValueError naming it."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"Cannot read {path!r}: {error}") from None
+
+
+RUN_FILES = ("config.json", "model.keras", "inference.keras", "metrics.json", "history.json", "logs", "checkpoints")
+
+
+def _check_run_dir(run_dir, resume, overwrite):
+    """Decides what to do with `run_dir` before anything is loaded, built or written.
+
+    Returns:
+        The saved `config.json` when resuming, else None. Nothing is deleted here: an
+        `overwrite` clears the old run only once the new one has its data and model.
+
+    Raises:
+        FileExistsError / FileNotFoundError / ValueError: see `train`.
+    """
     if resume and overwrite:
         raise ValueError("Pass either `resume` or `overwrite`, not both.")
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise FileExistsError(f"--run-dir {run_dir!r} is a file, not a folder; choose another --run-dir.")
+    entries = set(os.listdir(run_dir)) if os.path.isdir(run_dir) else set()
+    holds_run = "config.json" in entries or "model.keras" in entries
     if not holds_run:
         if resume:
             raise FileNotFoundError(
                 f"Cannot resume: {run_dir!r} holds no run (no config.json). Drop --resume to "
                 "start a new run there."
             )
-        if os.path.isdir(run_dir) and os.listdir(run_dir):
+        if entries:
             raise FileExistsError(
                 f"Run folder {run_dir!r} is not empty and holds no run; choose another "
                 "--run-dir (nothing was written)."
             )
         return None
     if overwrite:
-        shutil.rmtree(run_dir)
+        foreign = sorted(e for e in entries if e not in RUN_FILES and not e.startswith(".tmp-"))
+        if foreign:
+            raise FileExistsError(
+                f"--overwrite only replaces a run, and {run_dir!r} also holds {foreign[:5]}; "
+                "move them or choose another --run-dir (nothing was deleted)."
+            )
         return None
     if not resume:
         raise FileExistsError(
             f"Run folder {run_dir!r} already holds a run. Pass --resume to continue it, "
             "--overwrite to replace it, or choose another --run-dir (nothing was written)."
         )
-    if os.path.exists(os.path.join(run_dir, "model.keras")):
+    if "model.keras" in entries:
         raise FileExistsError(
             f"The run in {run_dir!r} is already complete (model.keras exists); nothing to "
             "resume. Pass --overwrite to train it again."
         )
-    with open(config_path) as f:
-        return json.load(f)
+    saved = read_json(os.path.join(run_dir, "config.json"))
+    if not isinstance(saved, dict) or not isinstance(saved.get("train_config"), dict):
+        raise ValueError(f"{os.path.join(run_dir, 'config.json')!r} is not a run configuration.")
+    return saved
+
+
+def _clear_run(run_dir):
+    """Removes a run's own files from `run_dir` (see `RUN_FILES`), nothing else."""
+    for entry in RUN_FILES:
+        path = os.path.join(run_dir, entry)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
 
 
 def build_model(config, input_shape, num_classes):
@@ -226,6 +294,26 @@ def learning_rate_schedule(config, steps_per_epoch):
     )
 
 
+def _finite(logs):
+    return all(math.isfinite(v) for v in (logs or {}).values() if isinstance(v, float))
+
+
+class FiniteModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """`ModelCheckpoint` that skips an epoch whose logs hold NaN or inf (keeps the last good)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if _finite(logs):
+            super().on_epoch_end(epoch, logs)
+
+
+class FiniteBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` that does not back up an epoch whose logs hold NaN or inf."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if _finite(logs):
+            super().on_epoch_end(epoch, logs)
+
+
 def make_callbacks(run_dir):
     """Keras callbacks of a run: resume state, last checkpoint, TensorBoard, NaN stop.
 
@@ -234,14 +322,15 @@ def make_callbacks(run_dir):
     - `ModelCheckpoint(run_dir/checkpoints/last.keras)`: the model after each epoch.
     - `TensorBoard(run_dir/logs)`: per-head losses and accuracies (`main_loss`,
       `aux1_accuracy`, ...) and the learning rate, each epoch.
-    - `TerminateOnNaN`: stops on a NaN loss; the last good checkpoint stays.
+    - `TerminateOnNaN`: stops on a NaN loss. Both checkpoints skip an epoch with a NaN or
+      inf in its logs, so the last good epoch stays.
     """
     checkpoints = os.path.join(run_dir, "checkpoints")
     return [
-        keras.callbacks.BackupAndRestore(os.path.join(checkpoints, "backup")),
-        keras.callbacks.ModelCheckpoint(os.path.join(checkpoints, "last.keras")),
-        keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False),
         keras.callbacks.TerminateOnNaN(),
+        FiniteBackupAndRestore(os.path.join(checkpoints, "backup")),
+        FiniteModelCheckpoint(os.path.join(checkpoints, "last.keras")),
+        keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False),
     ]
 
 
@@ -303,16 +392,19 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
             `overwrite` was given.
         FileNotFoundError: `resume` without a run to resume, or a dataset not on disk.
     """
-    config = (config or TrainConfig()).validate().resolved()
+    config = dataclasses.replace(config or TrainConfig()).validate().resolved()
     if config.run_dir is None:
         if resume:
             raise ValueError("`resume` needs the `run_dir` of the run to continue.")
         config.run_dir = default_run_dir(config)
-    saved = _prepare_run_dir(config.run_dir, resume, overwrite)
+    run_dir = config.run_dir
+    saved = _check_run_dir(run_dir, resume, overwrite)
     if saved is not None:
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         config = TrainConfig(**{k: v for k, v in saved["train_config"].items() if k in fields})
+        config.run_dir = run_dir  # the folder given now, even if the run was moved
         config = config.validate().resolved()
+        print(f"Resuming {run_dir} with its saved configuration (other training flags are ignored).")
 
     keras.utils.set_random_seed(config.seed)
     splits = load_dataset(
@@ -337,7 +429,10 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
         weight_decay=config.weight_decay,
     )
 
-    run_dir = config.run_dir
+    # Data and model are ready: only now is anything deleted or written.
+    if overwrite:
+        _clear_run(run_dir)
+    created = not os.path.isdir(run_dir)
     os.makedirs(run_dir, exist_ok=True)
     write_json_atomic(
         os.path.join(run_dir, "config.json"),
@@ -353,19 +448,29 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
         },
     )
 
-    history = model.fit(
-        splits.train,
-        validation_data=splits.validation,
-        epochs=config.epochs,
-        callbacks=make_callbacks(run_dir),
-        verbose=verbose,
-    )
-    if model.stop_training and any(
-        math.isnan(v) for v in history.history.get("loss", [])[-1:]
-    ):
+    try:
+        history = model.fit(
+            splits.train,
+            validation_data=splits.validation,
+            epochs=config.epochs,
+            callbacks=make_callbacks(run_dir),
+            verbose=verbose,
+            shuffle=False,  # the tf.data pipeline shuffles; Keras would only warn
+        )
+    except tf.errors.InvalidArgumentError as error:
+        if saved is None and not os.path.exists(os.path.join(run_dir, "checkpoints", "last.keras")):
+            _clear_run(run_dir)  # a new run with no finished epoch: leave nothing half-made
+            if created and not os.listdir(run_dir):
+                os.rmdir(run_dir)
+        raise ValueError(
+            f"Training stopped: TensorFlow could not process the data of {config.dataset!r} "
+            f"({error.message.splitlines()[0][:300]}). An image file is probably damaged; "
+            "check the folder or pass --on-bad-image skip."
+        ) from None
+    if any(not math.isfinite(v) for v in history.history.get("loss", [])[-1:]):
         raise FloatingPointError(
-            "Training stopped on a NaN loss; lower --learning-rate. The last good epoch is "
-            f"in {os.path.join(run_dir, 'checkpoints', 'last.keras')}."
+            "Training stopped on a NaN or inf loss; lower --learning-rate. The last good "
+            f"epoch, if any, is in {os.path.join(run_dir, 'checkpoints', 'last.keras')}."
         )
 
     metrics = evaluate_splits(model, splits, verbose=verbose)
