@@ -45,6 +45,7 @@ def check_num_classes(num_classes):
         raise ValueError(
             f"`num_classes` must be an integer >= 2. Received: num_classes={num_classes!r}"
         )
+    return int(num_classes)
 
 
 def check_rate(arg_name, value):
@@ -57,3 +58,9 @@ def check_choice(arg_name, value, choices):
         raise ValueError(
             f"`{arg_name}` must be one of {list(choices)}. Received: {arg_name}={value!r}"
         )
+
+
+def check_bool(arg_name, value):
+    """Raises unless `value` is True or False (1 and 0 are not accepted)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"`{arg_name}` must be True or False. Received: {arg_name}={value!r}")

@@ -9,15 +9,14 @@ import os
 import keras
 from keras import layers
 
-from keras_ninception.checks import check_choice, check_num_classes, check_rate, is_int  # noqa: F401
+from keras_ninception.checks import check_bool, check_choice, check_num_classes, check_rate, is_int  # noqa: F401
 
 POOLING_CHOICES = (None, "avg", "max")
 
 
 def check_top_arguments(include_top, pooling, weights, classifier_activation):
     """Checks `include_top`, `pooling`, `weights` and `classifier_activation`."""
-    if not isinstance(include_top, bool):
-        raise ValueError(f"`include_top` must be True or False. Received: include_top={include_top!r}")
+    check_bool("include_top", include_top)
     check_choice("pooling", pooling, POOLING_CHOICES)
     if weights is not None and not (isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights)):
         raise ValueError(

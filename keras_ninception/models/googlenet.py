@@ -21,7 +21,7 @@ from keras_ninception.layers import (
     apply_inception,
     apply_pool,
 )
-from keras_ninception.checks import check_number
+from keras_ninception.checks import check_bool, check_number
 from keras_ninception.models import common
 
 # The stems, one row per layer: (name, op, filters, kernel, stride, padding).
@@ -260,16 +260,14 @@ def build_googlenet(
     # 1. Validate every argument before the first layer.
     common.check_choice("variant", variant, tuple(GOOGLENET_VARIANTS))
     config = GOOGLENET_VARIANTS[variant]
-    common.check_num_classes(num_classes)
-    common.check_choice("aux_classifiers", aux_classifiers, (True, False))
+    num_classes = common.check_num_classes(num_classes)
+    check_bool("aux_classifiers", aux_classifiers)
     common.check_top_arguments(include_top, pooling, weights, classifier_activation)
     common.check_rate("dropout_rate", dropout_rate)
     common.check_rate("aux_dropout_rate", aux_dropout_rate)
     check_number("width_multiplier", width_multiplier, strict=True)
-    common.check_choice("naive_inception", naive_inception, (True, False))
-    common.check_choice(
-        "local_response_normalization", local_response_normalization, (True, False)
-    )
+    check_bool("naive_inception", naive_inception)
+    check_bool("local_response_normalization", local_response_normalization)
     with_aux = aux_classifiers and include_top
     input_shape = common.resolve_input_shape(input_shape, input_tensor, config["default_size"])
     if with_aux:

@@ -12,6 +12,7 @@ import keras
 from keras import layers
 
 from keras_ninception.layers import apply_mlpconv, apply_pool
+from keras_ninception.checks import check_bool
 from keras_ninception.models import common
 
 # Stands for `num_classes` in a table: the last 1×1 conv makes one feature map per class.
@@ -96,11 +97,11 @@ def build_nin(
         ValueError: for any invalid argument, before a layer is built.
     """
     common.check_choice("config", config, tuple(NIN_CONFIGS))
-    common.check_num_classes(num_classes)
+    num_classes = common.check_num_classes(num_classes)
     common.check_top_arguments(include_top, pooling, weights, classifier_activation)
     if dropout_rate is not None:
         common.check_rate("dropout_rate", dropout_rate)
-    common.check_choice("batch_norm", batch_norm, (True, False))
+    check_bool("batch_norm", batch_norm)
     table = NIN_CONFIGS[config]
     input_shape = common.resolve_input_shape(input_shape, input_tensor, table["default_size"])
 

@@ -19,7 +19,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from keras_ninception.checks import check_choice, check_int, check_number
+from keras_ninception.checks import check_bool, check_choice, check_int, check_number
 from keras_ninception.data import load_dataset
 from keras_ninception.models import build_googlenet, build_nin, min_input_size, to_inference_model
 from keras_ninception.training.compile import compile_model
@@ -110,7 +110,7 @@ class TrainConfig:
         if self.weight_decay is not None:
             check_number("weight_decay", self.weight_decay)
         for flag in ("aux_classifiers", "batch_norm", "download"):
-            check_choice(flag, getattr(self, flag), (True, False))
+            check_bool(flag, getattr(self, flag))
         return self
 
     def resolved(self):

@@ -165,3 +165,58 @@ def test_include_top_false_gives_features():
     model = build_googlenet(include_top=False, pooling="avg")
     assert model.output_shape == (None, 1024)
     assert not any(layer.name.startswith("aux") for layer in model.layers)
+
+
+def test_keras_applications_arguments(tmp_path):
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    model = build_googlenet(variant="cifar", input_tensor=inputs, num_classes=4, width_multiplier=0.125,
+                            classifier_activation=None, name="tiny")
+    assert model.inputs[0] is inputs and model.name == "tiny"
+    assert model.get_layer("main").activation is keras.activations.linear  # logits
+    assert build_googlenet(variant="cifar", include_top=False, pooling="max").output_shape == (None, 1024)
+    assert build_googlenet(variant="cifar", include_top=False).output_shape == (None, 4, 4, 1024)
+
+    path = str(tmp_path / "tiny.weights.h5")
+    model.save_weights(path)
+    again = build_googlenet(variant="cifar", input_shape=(32, 32, 3), num_classes=4, width_multiplier=0.125,
+                            classifier_activation=None, weights=path)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    for a, b in zip(model.predict(x, verbose=0), again.predict(x, verbose=0)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    with pytest.raises(ValueError, match="Could not load `weights`.*same architecture"):
+        build_googlenet(variant="cifar", num_classes=5, width_multiplier=0.125, weights=path)
+
+
+@pytest.mark.parametrize(
+    "kwargs, arg",
+    [
+        ({"include_top": "yes"}, "include_top"),
+        ({"input_tensor": np.zeros((1, 32, 32, 3))}, "input_tensor"),
+        ({"naive_inception": 1}, "naive_inception"),
+        ({"local_response_normalization": "off"}, "local_response_normalization"),
+        ({"aux_classifiers": None}, "aux_classifiers"),
+        ({"width_multiplier": float("inf")}, "width_multiplier"),
+    ],
+)
+def test_more_bad_arguments(kwargs, arg):
+    with pytest.raises(ValueError, match=rf"`{arg}`.*Received: {arg}="):
+        build_googlenet(**kwargs)
+
+
+def test_naive_googlenet_builds_with_wider_modules():
+    model = build_googlenet(variant="cifar", num_classes=10, naive_inception=True, aux_classifiers=False)
+    assert "inception_3a_3x3_reduce" not in [layer.name for layer in model.layers]
+    assert model.get_layer("inception_3a_output").output.shape[-1] == 64 + 128 + 32 + 192
+
+
+def test_numpy_integers_are_integers():
+    model = build_googlenet(variant="cifar", input_shape=(np.int64(32), 32, 3), num_classes=np.int64(10))
+    assert model.output_shape[0] == (None, 10)
+
+
+def test_tiny_inputs_without_aux_build_and_run():
+    for side in (1, 5, 30):
+        model = build_googlenet(input_shape=(side, side, 3), num_classes=3, aux_classifiers=False)
+        assert model.predict(np.zeros((1, side, side, 3), "float32"), verbose=0).shape == (1, 3)
