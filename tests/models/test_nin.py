@@ -54,3 +54,15 @@ def test_imagenet_model_from_the_caffe_model_zoo():
 def test_bad_arguments(kwargs, arg):
     with pytest.raises(ValueError, match=rf"`{arg}`.*Received: {arg}="):
         build_nin(**kwargs)
+
+
+def test_include_top_false_stops_before_the_class_maps():
+    model = build_nin(include_top=False, pooling="avg")
+    assert model.output_shape == (None, 192)
+    assert "mlpconv3_cccp2" not in [layer.name for layer in model.layers]
+    assert build_nin(include_top=False).output_shape == (None, 8, 8, 192)
+
+
+def test_imagenet_config_needs_11_px():
+    with pytest.raises(ValueError, match="at least 11×11 px"):
+        build_nin(config="imagenet", input_shape=(10, 10, 3))
