@@ -174,12 +174,60 @@ def _evaluate(args):
         print(f"{name:<6} {m['loss']:>8.4f} {m['accuracy']:>9.4f}")
 
 
+def _add_tune_parser(subparsers):
+    from keras_ninception.training.run import MODELS
+    from keras_ninception.tuning.run import BEST_MODEL_MODES, TUNERS
+
+    p = subparsers.add_parser(
+        "tune",
+        help="hyperparameter search with KerasTuner (default: NIN on the embedded digits)",
+        description="Search hyperparameters of NIN or GoogLeNet with KerasTuner (objective "
+        "val_main_accuracy), print and save the trial table (trials.csv, trials.json), log every "
+        "trial to TensorBoard with HParams, and save the best model like `ninception train`. "
+        "A run definition (--config tuning/nin_digits.json) sets everything; flags override it.",
+    )
+    p.add_argument("--config", default=None, help="run definition JSON, e.g. tuning/nin_digits.json")
+    p.add_argument("--name", default=None, help="run name (default: <model>-<dataset>-tune)")
+    p.add_argument("--model", choices=MODELS, default=None, help="default: nin")
+    p.add_argument("--variant", choices=("paper", "bn", "cifar"), default=None)
+    p.add_argument("--dataset", default=None, help="'digits' (default), a folder, or a TFDS name")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--download", action="store_const", const=True, default=None)
+    p.add_argument("--image-size", type=int, default=None)
+    p.add_argument("--no-aux", dest="aux_classifiers", action="store_const", const=False, default=None)
+    p.add_argument("--no-batch-norm", dest="batch_norm", action="store_const", const=False, default=None)
+    p.add_argument("--tuner", choices=tuple(TUNERS), default=None, help="default: random")
+    p.add_argument("--max-trials", type=int, default=None, help="default: 6")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per trial (Hyperband: max_epochs); default 3")
+    p.add_argument("--executions-per-trial", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None, help="the pipeline's batch size (default 64)")
+    p.add_argument("--best-model", choices=BEST_MODEL_MODES, default=None, help="default: restore")
+    p.add_argument("--num-best", type=int, default=None, help="rows of the printed table (default 10)")
+    p.add_argument("--augment", choices=("none", "crop", "crop_flip"), default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--run-dir", default=None, help="run folder (default: saved_models/<name>)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue the search in the run folder")
+    group.add_argument("--overwrite", action="store_true", help="replace the tuning run in the run folder")
+    p.set_defaults(func=_tune)
+
+
+def _tune(args):
+    from keras_ninception.tuning.run import TuneConfig, tune
+
+    fields = {f.name for f in dataclasses.fields(TuneConfig)}
+    flags = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    config = TuneConfig.from_json(args.config, **flags) if args.config else TuneConfig(**flags)
+    tune(config, resume=args.resume, overwrite=args.overwrite)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="ninception", description=DESCRIPTION)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train_parser(subparsers)
     _add_evaluate_parser(subparsers)
     _add_profile_parser(subparsers)
+    _add_tune_parser(subparsers)
     return parser
 
 

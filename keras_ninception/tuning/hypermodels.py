@@ -24,7 +24,7 @@ import keras_tuner
 import tensorflow as tf
 from keras import layers
 
-from keras_ninception.checks import check_bool, check_choice, check_num_classes
+from keras_ninception.checks import check_bool, check_choice, check_int, check_num_classes
 from keras_ninception.layers import apply_mlpconv, apply_pool
 from keras_ninception.models import GOOGLENET_VARIANTS, NIN_CONFIGS, build_googlenet, min_input_size
 from keras_ninception.models import common
@@ -105,12 +105,13 @@ class _NinceptionHyperModel(keras_tuner.HyperModel):
         Returns:
             The `History` of `model.fit`.
         """
+        if isinstance(x, tf.data.Dataset):
+            kwargs.setdefault("shuffle", False)  # the pipeline shuffles; Keras would only warn
         if self.tunes_batch_size:
             batch_size = hp.Choice("batch_size", list(BATCH_SIZES), default=64)
             if isinstance(x, tf.data.Dataset):
                 x = rebatch(x, batch_size)
                 kwargs.pop("batch_size", None)
-                kwargs.setdefault("shuffle", False)  # the pipeline shuffles; Keras would only warn
             else:
                 kwargs["batch_size"] = batch_size
         return model.fit(x, *args, **kwargs)
@@ -254,6 +255,8 @@ class HyperNIN(_NinceptionHyperModel):
         for index, (block, kernel, stride, padding, filters, pool, _) in enumerate(blocks, start=1):
             width = hp.Choice(f"{block}_filters", list(NIN_FILTERS), default=filters[0])
             kernel = hp.Choice(f"{block}_kernel_size", list(NIN_KERNEL_SIZES), default=kernel)
+            check_int(f"{block}_filters", width)  # values from a pre-declared hp are not ours
+            check_int(f"{block}_kernel_size", kernel)
             filters = tuple(
                 self.num_classes if f == NUM_CLASSES else common.scaled(f, width / filters[0]) for f in filters
             )

@@ -1,0 +1,711 @@
+"""Tuning runs: a run definition → data → HyperModel → KerasTuner search → trial table → best model.
+
+A tuning run folder (default `saved_models/<name>/`) holds:
+
+- `search/`: the KerasTuner project (`oracle.json`, `trial_*/`), and
+  `search/definition.json`, the run definition and the resolved search space it was
+  started with (a resumed search must match it);
+- `search/logs/<trial_id>/execution0/`: one TensorBoard folder per trial, with the per-head
+  scalars of `model.fit` (`train/`, `validation/`) and the trial's HParams session; the
+  experiment's HParams configuration (every hyperparameter's domain, and
+  `val_main_accuracy` as the metric) is in `search/logs/` itself;
+- `trials.csv`, `trials.json`: every trial, best first;
+- the best model in the form of a `ninception train` run: `model.keras`,
+  `inference.keras`, `metrics.json`, `config.json`, `history.json` (and `logs/`,
+  `checkpoints/` when it is retrained). `ninception evaluate <run_dir>` reads it.
+
+Distributed search (KerasTuner's chief oracle and workers over gRPC) is switched on by the
+environment variables `KERASTUNER_TUNER_ID`, `KERASTUNER_ORACLE_IP` and
+`KERASTUNER_ORACLE_PORT`, which this module reads and never sets; see `tuning/README.md`.
+"""
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import shutil
+import warnings
+
+import keras
+import keras_tuner
+import tensorflow as tf
+
+from keras_ninception.checks import check_bool, check_choice, check_int
+from keras_ninception.data import load_dataset
+from keras_ninception.models import to_inference_model
+from keras_ninception.training.run import (
+    DEFAULT_RUNS_DIR,
+    MODELS,
+    RUN_FILES,
+    TrainConfig,
+    _replace_atomic,
+    _slug,
+    evaluate_splits,
+    format_accuracy,
+    make_callbacks,
+    read_json,
+    save_model_atomic,
+    write_json_atomic,
+)
+from keras_ninception.tuning.hypermodels import HyperGoogLeNet, HyperNIN
+
+# The metric every trial is scored on; `compile_model` names it for every model.
+OBJECTIVE = keras_tuner.Objective("val_main_accuracy", "max")
+TUNERS = {
+    "random": keras_tuner.RandomSearch,
+    "bayesian": keras_tuner.BayesianOptimization,
+    "hyperband": keras_tuner.Hyperband,
+}
+BEST_MODEL_MODES = ("restore", "retrain")
+COMPLETED = keras_tuner.engine.trial.TrialStatus.COMPLETED
+SEARCH_DIR = "search"
+DEFINITION_FILE = "definition.json"
+TABLE_FILES = ("trials.csv", "trials.json")
+# Everything a tuning run writes in its folder; `overwrite` removes these and nothing else.
+TUNE_FILES = tuple(RUN_FILES) + (SEARCH_DIR,) + TABLE_FILES
+# Fields that may change when a search is resumed: where it lives, how long it runs
+# (`max_trials` may grow to extend a search) and what is done with its result.
+RESUMABLE_FIELDS = ("name", "run_dir", "max_trials", "best_model", "num_best", "download", "data_dir")
+# Keys a definition file may hold besides `TuneConfig`'s fields.
+DEFINITION_COMMENT_KEYS = ("description",)
+
+
+@dataclasses.dataclass
+class TuneConfig:
+    """Everything that defines a tuning run; read from `tuning/*.json`, saved in the run.
+
+    Attributes:
+        name: the run's name; the run folder is `saved_models/<name>` unless `run_dir`
+            is given. Default None: `<model>-<dataset>-tune`.
+        model: `"nin"` (default) or `"googlenet"`.
+        dataset: `"digits"` (embedded, default), an image-folder path, or a TFDS name.
+        variant: GoogLeNet variant; None picks `"cifar"` below 79 px, else `"paper"`.
+        image_size: int, the square input side. Default None: 24 for digits, else 32.
+        aux_classifiers: GoogLeNet's aux heads (their labels come keyed by output name).
+            Default True.
+        batch_norm: NIN: batch normalization after each convolution. Default True.
+        tuner: `"random"` (default), `"bayesian"` or `"hyperband"`.
+        max_trials: int >= 1, the most trials (Hyperband too: its brackets stop there).
+            Default 6.
+        epochs: int >= 1, epochs per trial (Hyperband: its `max_epochs`). Default 3.
+        executions_per_trial: int >= 1, fits per trial, scores averaged. Default 1.
+        hyperband_factor: int >= 2, Hyperband's reduction factor. Default 3.
+        batch_size: int >= 1, the pipeline's batch size; a tuned `batch_size`
+            hyperparameter re-cuts the training batches (`HyperGoogLeNet.fit`). Default 64.
+        search_space: `{name: spec}` narrowing or fixing the HyperModel's hyperparameters
+            (see `search_space_from_definition`). Default `{}`: the HyperModel's space.
+        best_model: `"restore"` (default: the best trial's best epoch, from its checkpoint)
+            or `"retrain"` (the best hyperparameters trained again for `epochs`, logged and
+            checkpointed like a training run).
+        num_best: int >= 1, rows of the printed table. Default 10.
+        validation_fraction, augment, seed, data_dir, download, on_bad_image: as in
+            `TrainConfig`; `seed` also seeds the tuner.
+        run_dir: the run folder, or None for `saved_models/<name>`.
+    """
+
+    name: str | None = None
+    model: str = "nin"
+    dataset: str = "digits"
+    variant: str | None = None
+    image_size: int | None = None
+    aux_classifiers: bool = True
+    batch_norm: bool = True
+    tuner: str = "random"
+    max_trials: int = 6
+    epochs: int = 3
+    executions_per_trial: int = 1
+    hyperband_factor: int = 3
+    batch_size: int = 64
+    search_space: dict = dataclasses.field(default_factory=dict)
+    best_model: str = "restore"
+    num_best: int = 10
+    validation_fraction: float = 0.1
+    augment: str | None = None
+    seed: int = 0
+    data_dir: str | None = None
+    download: bool = False
+    on_bad_image: str = "error"
+    run_dir: str | None = None
+
+    @classmethod
+    def from_json(cls, path, **overrides):
+        """A `TuneConfig` from a definition file, with `overrides` (non-None) on top.
+
+        Raises:
+            ValueError: an unreadable file, not a JSON object, or unknown keys.
+        """
+        data = read_json(path)
+        if not isinstance(data, dict):
+            raise ValueError(f"The run definition {path!r} must be a JSON object. Received: {type(data).__name__}")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - fields - set(DEFINITION_COMMENT_KEYS))
+        if unknown:
+            raise ValueError(
+                f"The run definition {path!r} has unknown keys {unknown}; the keys are "
+                f"{sorted(fields)} (and 'description')."
+            )
+        data = {k: v for k, v in data.items() if k in fields}
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**data)
+
+    def train_config(self):
+        """The `TrainConfig` of the same data and model family (without the searched values)."""
+        return TrainConfig(
+            model=self.model,
+            dataset=self.dataset,
+            variant=self.variant,
+            image_size=self.image_size,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            aux_classifiers=self.aux_classifiers,
+            batch_norm=self.batch_norm,
+            validation_fraction=self.validation_fraction,
+            augment=self.augment,
+            seed=self.seed,
+            data_dir=self.data_dir,
+            download=self.download,
+            run_dir=self.run_dir,
+            on_bad_image=self.on_bad_image,
+        )
+
+    def validate(self):
+        """Raises ValueError, in the package's words, for a bad field. Returns self."""
+        train_config = self.train_config().validate()  # the shared fields, checked once
+        for field in ("dataset", "data_dir", "run_dir"):
+            setattr(self, field, getattr(train_config, field))
+        if self.name is not None and (not isinstance(self.name, str) or not _slug(self.name)):
+            raise ValueError(f"`name` must be a non-empty string. Received: name={self.name!r}")
+        check_choice("model", self.model, MODELS)
+        check_choice("tuner", self.tuner, tuple(TUNERS))
+        check_choice("best_model", self.best_model, BEST_MODEL_MODES)
+        check_int("max_trials", self.max_trials)
+        check_int("executions_per_trial", self.executions_per_trial)
+        check_int("hyperband_factor", self.hyperband_factor, minimum=2)
+        check_int("num_best", self.num_best)
+        check_bool("aux_classifiers", self.aux_classifiers)
+        check_bool("batch_norm", self.batch_norm)
+        search_space_from_definition(self.search_space)  # checks its form
+        return self
+
+    def resolved(self):
+        """A copy with `name`, `image_size`, `variant` and `run_dir` filled in."""
+        config = dataclasses.replace(self, search_space=dict(self.search_space))
+        train_config = config.train_config().resolved()
+        config.image_size = train_config.image_size
+        config.variant = train_config.variant
+        if config.name is None:
+            config.name = f"{config.model}-{_slug(config.dataset)}-tune"
+        if config.run_dir is None:
+            config.run_dir = os.path.join(DEFAULT_RUNS_DIR, _slug(config.name))
+        return config
+
+    def output_names(self):
+        """The model's output names, which key the per-head labels (None: one output)."""
+        return self.train_config().output_names()
+
+
+def search_space_from_definition(search_space):
+    """A `keras_tuner.HyperParameters` from a definition's `search_space` mapping.
+
+    Each entry narrows or fixes one of the HyperModel's hyperparameters (declared first,
+    it wins over the HyperModel's own declaration, the KerasTuner way):
+
+    - a number, string or bool: `hp.Fixed(name, value)` (not searched);
+    - a list, or `{"values": [...], "default": v}`: `hp.Choice`;
+    - `{"min_value": a, "max_value": b, "step": s, "sampling": "log", "default": v}`:
+      `hp.Int` when `a` and `b` are integers, else `hp.Float` (`"type": "float"` forces
+      a float range).
+
+    Raises:
+        ValueError: for anything else, naming the entry.
+    """
+    if not isinstance(search_space, dict):
+        raise ValueError(
+            "`search_space` must be a mapping {hyperparameter name: value, list of values, or "
+            f"range}}. Received: search_space={search_space!r}"
+        )
+    hp = keras_tuner.HyperParameters()
+    for name, spec in search_space.items():
+        try:
+            if isinstance(spec, (bool, int, float, str)):
+                hp.Fixed(name, spec)
+            elif isinstance(spec, list) or (isinstance(spec, dict) and "values" in spec):
+                values = spec if isinstance(spec, list) else spec["values"]
+                extra = {} if isinstance(spec, list) else {k: v for k, v in spec.items() if k != "values"}
+                hp.Choice(name, values, **extra)
+            elif isinstance(spec, dict) and {"min_value", "max_value"} <= set(spec):
+                spec = dict(spec)
+                kind = spec.pop("type", None)
+                ints = all(isinstance(spec[k], int) and not isinstance(spec[k], bool) for k in ("min_value", "max_value"))
+                (hp.Int if ints and kind != "float" else hp.Float)(name, **spec)
+            else:
+                raise ValueError("unknown form")
+        except (ValueError, TypeError) as error:
+            raise ValueError(
+                f"`search_space` entry {name!r} must be a value (fixed), a list of values, "
+                '{"values": [...], "default": ...}, or a range {"min_value": ..., "max_value": '
+                f'..., "step"/"sampling"/"default": ...}} ({error}). Received: {name}={spec!r}'
+            ) from None
+    return hp
+
+
+def make_hypermodel(config, input_shape, num_classes):
+    """The HyperModel a resolved `TuneConfig` asks for."""
+    if config.model == "nin":
+        return HyperNIN(input_shape, num_classes, batch_norm=config.batch_norm)
+    return HyperGoogLeNet(
+        input_shape, num_classes, variant=config.variant, aux_classifiers=config.aux_classifiers
+    )
+
+
+def resolve_search_space(hypermodel, search_space):
+    """`(hp, space)`: the definition's HyperParameters and the full resolved space as JSON.
+
+    Builds the model twice (once as the HyperModel declares it, once with the
+    definition's entries) to check every entry names one of the HyperModel's
+    hyperparameters and that its values build.
+
+    Raises:
+        ValueError: an entry that is not one of the HyperModel's hyperparameters, or a
+            value the builder refuses.
+    """
+    own = keras_tuner.HyperParameters()
+    hypermodel.declare_hyperparameters(own)
+    hypermodel.build(own)
+    overrides = search_space_from_definition(search_space)
+    unknown = sorted(set(overrides.values) - set(own.values))
+    if unknown:
+        raise ValueError(
+            f"`search_space` names hyperparameters {unknown} that {type(hypermodel).__name__} "
+            f"does not have; its hyperparameters are {sorted(own.values)}."
+        )
+    resolved = overrides.copy()
+    hypermodel.declare_hyperparameters(resolved)
+    hypermodel.build(resolved)
+    keras.backend.clear_session()
+    space = sorted((p.get_config() | {"class_name": type(p).__name__} for p in resolved.space), key=lambda c: c["name"])
+    return overrides, json.loads(json.dumps(space))
+
+
+def _definition(config, space):
+    return {
+        "tune_config": dataclasses.asdict(config),
+        "objective": {"name": OBJECTIVE.name, "direction": OBJECTIVE.direction},
+        "search_space": space,
+    }
+
+
+def _definition_differences(saved, current):
+    """Human-readable differences between two definitions, ignoring `RESUMABLE_FIELDS`."""
+    differences = []
+    old, new = saved.get("tune_config", {}), current["tune_config"]
+    for key in sorted(set(old) | set(new)):
+        if key not in RESUMABLE_FIELDS and old.get(key) != new.get(key):
+            differences.append(f"{key}: saved {old.get(key)!r}, now {new.get(key)!r}")
+    old_space = {p["name"]: p for p in saved.get("search_space", [])}
+    new_space = {p["name"]: p for p in current["search_space"]}
+    for name in sorted(set(old_space) | set(new_space)):
+        if old_space.get(name) != new_space.get(name):
+            differences.append(
+                f"search space {name!r}: saved {_describe(old_space.get(name))}, now {_describe(new_space.get(name))}"
+            )
+    if saved.get("objective") != current["objective"]:
+        differences.append(f"objective: saved {saved.get('objective')}, now {current['objective']}")
+    return differences
+
+
+def _describe(param):
+    if param is None:
+        return "absent"
+    config = {k: v for k, v in param.items() if k not in ("name", "conditions") and v is not None}
+    return json.dumps(config, sort_keys=True)
+
+
+def _check_run_dir(run_dir, resume, overwrite):
+    """Decides what to do with `run_dir` before anything is loaded, built or written.
+
+    Returns:
+        The saved definition when resuming, else None. Nothing is deleted here.
+
+    Raises:
+        FileExistsError / FileNotFoundError / ValueError: see `tune`.
+    """
+    if resume and overwrite:
+        raise ValueError("Pass either `resume` or `overwrite`, not both.")
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise FileExistsError(f"--run-dir {run_dir!r} is a file, not a folder; choose another --run-dir.")
+    entries = set(os.listdir(run_dir)) if os.path.isdir(run_dir) else set()
+    if SEARCH_DIR not in entries:
+        if resume:
+            raise FileNotFoundError(
+                f"Cannot resume: {run_dir!r} holds no tuning run (no {SEARCH_DIR}/ folder). Drop "
+                "--resume to start a new search there."
+            )
+        if entries:
+            raise FileExistsError(
+                f"Run folder {run_dir!r} is not empty and holds no tuning run; choose another "
+                "--run-dir or --name (nothing was written)."
+            )
+        return None
+    if overwrite:
+        foreign = sorted(e for e in entries if e not in TUNE_FILES and not e.startswith(".tmp-"))
+        if foreign:
+            raise FileExistsError(
+                f"--overwrite only replaces a tuning run, and {run_dir!r} also holds {foreign[:5]}; "
+                "move them or choose another --run-dir (nothing was deleted)."
+            )
+        return None
+    if not resume:
+        raise FileExistsError(
+            f"Run folder {run_dir!r} already holds a tuning run. Pass --resume to continue its "
+            "search, --overwrite to start it again, or choose another --run-dir or --name "
+            "(nothing was written)."
+        )
+    path = os.path.join(run_dir, SEARCH_DIR, DEFINITION_FILE)
+    saved = read_json(path)
+    if not isinstance(saved, dict) or not isinstance(saved.get("tune_config"), dict):
+        raise ValueError(f"{path!r} is not a tuning run definition.")
+    return saved
+
+
+def _clear_run(run_dir):
+    """Removes a tuning run's own files from `run_dir` (see `TUNE_FILES`), nothing else."""
+    for entry in TUNE_FILES:
+        path = os.path.join(run_dir, entry)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+
+
+def is_distributed_worker():
+    """True in a distributed search on a worker (not the chief): see `tuning/README.md`."""
+    return "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in os.environ.get("KERASTUNER_TUNER_ID", "")
+
+
+def make_tuner(config, hypermodel, hyperparameters):
+    """The KerasTuner tuner of a resolved `TuneConfig`, on the project `run_dir/search`.
+
+    KerasTuner's own `overwrite` stays False: `tune` decides about the folder first, so
+    an existing project is only ever reloaded on purpose (`resume`).
+    """
+    common = dict(
+        hypermodel=hypermodel,
+        objective=OBJECTIVE,
+        seed=config.seed,
+        hyperparameters=hyperparameters,
+        tune_new_entries=True,
+        executions_per_trial=config.executions_per_trial,
+        directory=config.run_dir,
+        project_name=SEARCH_DIR,
+        overwrite=False,
+    )
+    if config.tuner == "hyperband":
+        tuner = keras_tuner.Hyperband(max_epochs=config.epochs, factor=config.hyperband_factor, **common)
+        # Hyperband sizes its brackets from max_epochs and factor; `max_trials` caps them
+        # (the oracle stops creating trials there, as RandomSearch does).
+        tuner.oracle.max_trials = config.max_trials
+        return tuner
+    return TUNERS[config.tuner](max_trials=config.max_trials, **common)
+
+
+def write_hparams_config(log_dir, space_hp, output_names=("main",)):
+    """Writes the HParams experiment (domains + metrics) to `log_dir`, once.
+
+    The domains are KerasTuner's own conversion of the search space (the same as in each
+    trial's session); the metrics are the scalars the trials' `TensorBoard` callbacks
+    write in `<trial>/execution0/validation` and `.../train`, shown under the names Keras
+    logs them: `val_main_accuracy` first, then `val_loss`, each head's `val_<head>_loss`
+    (models with aux heads) and `main_accuracy`.
+    """
+    from keras_tuner.src.engine import tuner_utils
+    from tensorboard.plugins.hparams import api as hparams_api
+
+    if os.path.isdir(log_dir) and any(f.startswith("events.out.tfevents") for f in os.listdir(log_dir)):
+        return
+    hparams = list(tuner_utils.convert_hyperparams_to_hparams(space_hp, hparams_api))
+    metrics = [
+        hparams_api.Metric("epoch_main_accuracy", group="validation", display_name="val_main_accuracy"),
+        hparams_api.Metric("epoch_loss", group="validation", display_name="val_loss"),
+    ]
+    if len(output_names) > 1:
+        metrics += [
+            hparams_api.Metric(f"epoch_{name}_loss", group="validation", display_name=f"val_{name}_loss")
+            for name in output_names
+        ]
+    metrics.append(hparams_api.Metric("epoch_main_accuracy", group="train", display_name="main_accuracy"))
+    writer = tf.summary.create_file_writer(log_dir)
+    with writer.as_default():
+        hparams_api.hparams_config(hparams=hparams, metrics=metrics)
+    writer.close()
+
+
+def trial_table(oracle):
+    """Every trial as a row, best first: rank, trial, status, score, epoch, hyperparameters.
+
+    `epoch` is the 1-based epoch of the trial's best `val_main_accuracy`.
+    """
+    names = [p.name for p in oracle.get_space().space]
+    trials = oracle.get_best_trials(len(oracle.trials))
+    rows = []
+    for rank, trial in enumerate(trials, start=1):
+        values = trial.hyperparameters.values
+        rows.append(
+            {
+                "rank": rank,
+                "trial_id": trial.trial_id,
+                "status": trial.status,
+                OBJECTIVE.name: None if trial.score is None else float(trial.score),
+                "epoch": None if trial.best_step is None else int(trial.best_step) + 1,
+                **{name: values.get(name) for name in names},
+            }
+        )
+    return rows
+
+
+def format_table(rows, limit=None):
+    """The trial table as aligned text (floats to 4 significant digits)."""
+    if not rows:
+        return "(no trials)"
+    columns = list(rows[0])
+
+    def cell(value):
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return str(value)
+
+    shown = [[cell(row.get(c)) for c in columns] for row in rows[:limit]]
+    widths = [max(len(c), *(len(r[i]) for r in shown)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in shown]
+    return "\n".join(lines)
+
+
+def write_table(run_dir, rows):
+    """`trials.json` and `trials.csv` in `run_dir`, each written atomically."""
+    write_json_atomic(os.path.join(run_dir, "trials.json"), rows)
+    text = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            f.write(text.getvalue())
+
+    _replace_atomic(os.path.join(run_dir, "trials.csv"), write, ".csv")
+
+
+def _trial_history(trial):
+    """`{metric: [value per epoch]}` of a trial (means over executions), like history.json."""
+    history = {}
+    for name, tracker in trial.metrics.metrics.items():
+        history[name] = [float(obs.mean()) for obs in tracker.get_history()]
+    return history
+
+
+def _best_model(config, tuner, hypermodel, splits, verbose):
+    """`(model, history)` of the best trial: restored from its checkpoint, or retrained."""
+    best = tuner.oracle.get_best_trials(1)[0]
+    if config.best_model == "restore":
+        with warnings.catch_warnings():
+            # The checkpoint holds the trial's optimizer state; only the weights are restored.
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model = tuner.load_model(best)
+        return model, _trial_history(best)
+    keras.utils.set_random_seed(config.seed)
+    hp = best.hyperparameters
+    model = hypermodel.build(hp)
+    history = hypermodel.fit(
+        hp,
+        model,
+        splits.train,
+        validation_data=splits.validation,
+        epochs=config.epochs,
+        callbacks=make_callbacks(config.run_dir),
+        verbose=verbose,
+    )
+    return model, {k: [float(v) for v in values] for k, values in history.history.items()}
+
+
+def _save_best_model(config, model, history, best, splits):
+    """Writes the best model like a `ninception train` run; `model.keras` last."""
+    run_dir = config.run_dir
+    metrics = evaluate_splits(model, splits, verbose=0)
+    values = best.hyperparameters.values
+    train_config = config.train_config().resolved()
+    # The values a training run would take; the searched architecture values are in
+    # `hyperparameters` (a `TrainConfig` cannot express NIN widths or a width multiplier).
+    for field in ("learning_rate", "optimizer", "aux_loss_weight", "batch_size"):
+        if field in values:
+            setattr(train_config, field, values[field])
+    if "weight_decay" in values:
+        train_config.weight_decay = values["weight_decay"] or None
+    write_json_atomic(os.path.join(run_dir, "history.json"), history)
+    write_json_atomic(os.path.join(run_dir, "metrics.json"), metrics)
+    write_json_atomic(
+        os.path.join(run_dir, "config.json"),
+        {
+            "train_config": dataclasses.asdict(train_config),
+            "tune_config": dataclasses.asdict(config),
+            "best_trial": {
+                "trial_id": best.trial_id,
+                OBJECTIVE.name: best.score,
+                "epoch": None if best.best_step is None else int(best.best_step) + 1,
+                "best_model": config.best_model,
+            },
+            "hyperparameters": values,
+            "variant": config.variant,
+            "class_names": list(splits.class_names),
+            "input_shape": list(splits.input_shape),
+            "output_names": list(model.output_names),
+            "num_examples": splits.num_examples,
+            "preprocessing": "resize (bilinear) to image_size, then x / 127.5 - 1",
+            "versions": {"keras": keras.__version__, "keras_tuner": keras_tuner.__version__},
+        },
+    )
+    save_model_atomic(to_inference_model(model), os.path.join(run_dir, "inference.keras"))
+    save_model_atomic(model, os.path.join(run_dir, "model.keras"))
+    return metrics
+
+
+def tune(config=None, *, resume=False, overwrite=False, verbose="auto"):
+    """Runs a hyperparameter search and saves its table and best model.
+
+    Args:
+        config: a `TuneConfig` (default: `TuneConfig()`, NIN on the embedded digits, random
+            search, 6 trials of 3 epochs).
+        resume: continue the search in `config.run_dir` (KerasTuner reloads its project);
+            the run definition and the resolved search space must equal the saved ones
+            (only `RESUMABLE_FIELDS` may differ; a larger `max_trials` extends the search).
+            Resuming a finished search runs no trial.
+        overwrite: delete the tuning run in `config.run_dir` first (only its own files,
+            once the data and the search space are ready).
+        verbose: Keras and KerasTuner verbosity.
+
+    Returns:
+        dict: `{"run_dir", "trials" (the table rows, best first), "best_hyperparameters",
+        "metrics" (of the best model, as in metrics.json; None on a worker), "new_trials"}`.
+
+    Raises:
+        ValueError: a bad definition or dataset, a search space the HyperModel lacks, or a
+            resumed run whose definition differs (before anything is written).
+        FileExistsError: `run_dir` already holds a tuning run and neither `resume` nor
+            `overwrite` was given, or holds something else.
+        FileNotFoundError: `resume` without a tuning run.
+        RuntimeError: no trial completed.
+    """
+    config = dataclasses.replace(config or TuneConfig()).validate().resolved()
+    run_dir = config.run_dir
+    worker = is_distributed_worker()
+    # A worker joins the chief's project: the chief owns the folder and its checks.
+    saved = None if worker else _check_run_dir(run_dir, resume, overwrite)
+
+    keras.utils.set_random_seed(config.seed)
+    splits = load_dataset(
+        config.dataset,
+        image_size=config.image_size,
+        batch_size=config.batch_size,
+        output_names=config.output_names(),
+        validation_fraction=config.validation_fraction,
+        augment=config.augment,
+        data_dir=config.data_dir,
+        download=config.download,
+        seed=config.seed,
+        on_bad_image=config.on_bad_image,
+    )
+    hypermodel = make_hypermodel(config, splits.input_shape, splits.num_classes)
+    overrides, space = resolve_search_space(hypermodel, config.search_space)
+    definition = _definition(config, space)
+    if saved is not None:
+        differences = _definition_differences(saved, definition)
+        if differences:
+            raise ValueError(
+                f"Cannot resume the search in {run_dir!r}: its run definition differs from the "
+                "saved one (" + "; ".join(differences) + "). Resume with the same definition, "
+                "or pass --overwrite to start a new search."
+            )
+
+    # Data and search space are ready: only now is anything deleted or written.
+    search_dir = os.path.join(run_dir, SEARCH_DIR)
+    if not worker:
+        if overwrite:
+            _clear_run(run_dir)
+        os.makedirs(search_dir, exist_ok=True)
+        write_json_atomic(os.path.join(search_dir, DEFINITION_FILE), definition)
+
+    tuner = make_tuner(config, hypermodel, overrides)
+    completed_before = _completed(tuner.oracle)
+    log_dir = os.path.join(search_dir, "logs")
+    if not worker:
+        write_hparams_config(log_dir, tuner.oracle.get_space(), config.output_names() or ("main",))
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        # KerasTuner gives each trial its own `log_dir/<trial_id>/execution<n>` and adds the
+        # HParams session callback, for a callback class named exactly `TensorBoard`.
+        keras.callbacks.TensorBoard(log_dir, write_graph=False),
+    ]
+    tuner.search(
+        splits.train,
+        validation_data=splits.validation,
+        epochs=config.epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    if worker:
+        print(f"Worker {os.environ.get('KERASTUNER_TUNER_ID')} done; the chief writes the results.")
+        return {"run_dir": run_dir, "trials": None, "best_hyperparameters": None, "metrics": None, "new_trials": None}
+
+    oracle = tuner.oracle
+    rows = trial_table(oracle)
+    new_trials = _completed(oracle) - completed_before
+    write_table(run_dir, rows)
+    done = sum(1 for r in rows if r["status"] == COMPLETED)
+    print(
+        f"\nBest trials of {search_dir} ({OBJECTIVE.name}, {OBJECTIVE.direction}): {done} of "
+        f"{len(rows)} completed, {new_trials} new"
+    )
+    print(format_table(rows, config.num_best))
+    print(f"Trial table written to {os.path.join(run_dir, 'trials.csv')} and trials.json")
+    if not done:
+        raise RuntimeError(f"No trial of the search in {search_dir!r} completed; see the trial logs there.")
+
+    best = oracle.get_best_trials(1)[0]
+    model_path = os.path.join(run_dir, "model.keras")
+    config_path = os.path.join(run_dir, "config.json")
+    if new_trials == 0 and os.path.exists(model_path) and os.path.exists(config_path):
+        saved_best = read_json(config_path).get("best_trial", {}).get("trial_id")
+        if saved_best == best.trial_id:
+            print(f"The search was already complete; its best model (trial {best.trial_id}) is in {run_dir}")
+            return {
+                "run_dir": run_dir,
+                "trials": rows,
+                "best_hyperparameters": dict(best.hyperparameters.values),
+                "metrics": read_json(os.path.join(run_dir, "metrics.json")),
+                "new_trials": 0,
+            }
+    model, history = _best_model(config, tuner, hypermodel, splits, verbose)
+    metrics = _save_best_model(config, model, history, best, splits)
+    final = metrics.get("test", metrics["validation"])
+    split = "test" if "test" in metrics else "validation"
+    how = "restored from its best epoch" if config.best_model == "restore" else "retrained"
+    print(
+        f"Best trial {best.trial_id} ({how}), {split} accuracy ({final['num_examples']} images): "
+        f"{format_accuracy(final)}"
+    )
+    print(f"Best model saved in {run_dir}")
+    return {
+        "run_dir": run_dir,
+        "trials": rows,
+        "best_hyperparameters": dict(best.hyperparameters.values),
+        "metrics": metrics,
+        "new_trials": new_trials,
+    }
+
+
+def _completed(oracle):
+    return sum(1 for t in oracle.trials.values() if t.status == COMPLETED)
