@@ -206,6 +206,9 @@ def _add_tune_parser(subparsers):
     p.add_argument("--augment", choices=("none", "crop", "crop_flip"), default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--run-dir", default=None, help="run folder (default: saved_models/<name>)")
+    p.add_argument(
+        "--distribution-strategy", choices=("mirrored",), default=None, help="train each trial on all local GPUs"
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the search in the run folder")
     group.add_argument("--overwrite", action="store_true", help="replace the tuning run in the run folder")

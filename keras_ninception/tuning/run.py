@@ -58,6 +58,7 @@ TUNERS = {
     "hyperband": keras_tuner.Hyperband,
 }
 BEST_MODEL_MODES = ("restore", "retrain")
+DISTRIBUTION_STRATEGIES = (None, "mirrored")
 COMPLETED = keras_tuner.engine.trial.TrialStatus.COMPLETED
 SEARCH_DIR = "search"
 DEFINITION_FILE = "definition.json"
@@ -66,7 +67,9 @@ TABLE_FILES = ("trials.csv", "trials.json")
 TUNE_FILES = tuple(RUN_FILES) + (SEARCH_DIR,) + TABLE_FILES
 # Fields that may change when a search is resumed: where it lives, how long it runs
 # (`max_trials` may grow to extend a search) and what is done with its result.
-RESUMABLE_FIELDS = ("name", "run_dir", "max_trials", "best_model", "num_best", "download", "data_dir")
+RESUMABLE_FIELDS = (
+    "name", "run_dir", "max_trials", "best_model", "num_best", "download", "data_dir", "distribution_strategy",
+)
 # Keys a definition file may hold besides `TuneConfig`'s fields.
 DEFINITION_COMMENT_KEYS = ("description",)
 
@@ -102,6 +105,8 @@ class TuneConfig:
         validation_fraction, augment, seed, data_dir, download, on_bad_image: as in
             `TrainConfig`; `seed` also seeds the tuner.
         run_dir: the run folder, or None for `saved_models/<name>`.
+        distribution_strategy: None (default) or `"mirrored"`: each trial's model is built,
+            compiled and trained under `tf.distribute.MirroredStrategy()` (all local GPUs).
     """
 
     name: str | None = None
@@ -127,6 +132,7 @@ class TuneConfig:
     download: bool = False
     on_bad_image: str = "error"
     run_dir: str | None = None
+    distribution_strategy: str | None = None
 
     @classmethod
     def from_json(cls, path, **overrides):
@@ -183,6 +189,7 @@ class TuneConfig:
         check_int("executions_per_trial", self.executions_per_trial)
         check_int("hyperband_factor", self.hyperband_factor, minimum=2)
         check_int("num_best", self.num_best)
+        check_choice("distribution_strategy", self.distribution_strategy, DISTRIBUTION_STRATEGIES)
         check_bool("aux_classifiers", self.aux_classifiers)
         check_bool("batch_norm", self.batch_norm)
         search_space_from_definition(self.search_space)  # checks its form
@@ -401,6 +408,8 @@ def make_tuner(config, hypermodel, hyperparameters):
         project_name=SEARCH_DIR,
         overwrite=False,
     )
+    if config.distribution_strategy == "mirrored":
+        common["distribution_strategy"] = tf.distribute.MirroredStrategy()
     if config.tuner == "hyperband":
         tuner = keras_tuner.Hyperband(max_epochs=config.epochs, factor=config.hyperband_factor, **common)
         # Hyperband sizes its brackets from max_epochs and factor; `max_trials` caps them
