@@ -19,6 +19,8 @@ Pre-declare one to narrow or fix it, the KerasTuner way:
                                      hyperparameters=hp, max_trials=10)
 """
 
+import warnings
+
 import keras
 import keras_tuner
 import tensorflow as tf
@@ -112,8 +114,12 @@ class _NinceptionHyperModel(keras_tuner.HyperModel):
             if isinstance(x, tf.data.Dataset):
                 x = rebatch(x, batch_size)
                 kwargs.pop("batch_size", None)
-            else:
-                kwargs["batch_size"] = batch_size
+                with warnings.catch_warnings():
+                    # A re-cut pipeline has an unknown number of batches: Keras counts them in
+                    # the first epoch and warns when the (finite) data ends, which is expected.
+                    warnings.filterwarnings("ignore", message="Your input ran out of data")
+                    return model.fit(x, *args, **kwargs)
+            kwargs["batch_size"] = batch_size
         return model.fit(x, *args, **kwargs)
 
 

@@ -61,6 +61,8 @@ BEST_MODEL_MODES = ("restore", "retrain")
 DISTRIBUTION_STRATEGIES = (None, "mirrored")
 COMPLETED = keras_tuner.engine.trial.TrialStatus.COMPLETED
 SEARCH_DIR = "search"
+# How long a distributed worker waits for its chief oracle to serve.
+CHIEF_WAIT_SECONDS = 600
 DEFINITION_FILE = "definition.json"
 TABLE_FILES = ("trials.csv", "trials.json")
 # Everything a tuning run writes in its folder; `overwrite` removes these and nothing else.
@@ -391,6 +393,33 @@ def is_distributed_worker():
     return "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in os.environ.get("KERASTUNER_TUNER_ID", "")
 
 
+def wait_for_chief(timeout=CHIEF_WAIT_SECONDS):
+    """Blocks until the chief oracle named by the environment accepts connections.
+
+    The chief serves only once it has checked the run folder and written its definition, so
+    a worker that waits here never races it for the folder.
+
+    Raises:
+        RuntimeError: no chief after `timeout` seconds, or the environment is incomplete.
+    """
+    import grpc
+
+    for variable in ("KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID"):
+        if variable not in os.environ:
+            raise RuntimeError(f"KERASTUNER_ORACLE_IP is set but {variable} is not; set both for a distributed search.")
+    address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
+    channel = grpc.insecure_channel(address)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        raise RuntimeError(
+            f"No chief oracle answered at {address} within {timeout:g} s; start the chief "
+            "(KERASTUNER_TUNER_ID=chief) with the same run definition first."
+        ) from None
+    finally:
+        channel.close()
+
+
 def make_tuner(config, hypermodel, hyperparameters):
     """The KerasTuner tuner of a resolved `TuneConfig`, on the project `run_dir/search`.
 
@@ -525,6 +554,8 @@ def _best_model(config, tuner, hypermodel, splits, verbose):
             # The checkpoint holds the trial's optimizer state; only the weights are restored.
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             model = tuner.load_model(best)
+        # A fresh optimizer state (zeros), built so that model.keras reloads without a warning.
+        model.optimizer.build(model.trainable_variables)
         return model, _trial_history(best)
     keras.utils.set_random_seed(config.seed)
     hp = best.hyperparameters
@@ -641,14 +672,24 @@ def tune(config=None, *, resume=False, overwrite=False, verbose="auto"):
 
     # Data and search space are ready: only now is anything deleted or written.
     search_dir = os.path.join(run_dir, SEARCH_DIR)
-    if not worker:
+    if worker:
+        # The chief serves once its folder is ready: join its search only if it is this one.
+        wait_for_chief()
+        chief = read_json(os.path.join(search_dir, DEFINITION_FILE))
+        differences = _definition_differences(chief, definition)
+        if differences:
+            raise ValueError(
+                f"This worker's run definition differs from its chief's in {run_dir!r} ("
+                + "; ".join(differences) + "). Start every process with the same definition."
+            )
+    else:
         if overwrite:
             _clear_run(run_dir)
         os.makedirs(search_dir, exist_ok=True)
         write_json_atomic(os.path.join(search_dir, DEFINITION_FILE), definition)
 
     tuner = make_tuner(config, hypermodel, overrides)
-    completed_before = _completed(tuner.oracle)
+    completed_before = None if worker else _completed(tuner.oracle)  # a worker's oracle is the chief's
     log_dir = os.path.join(search_dir, "logs")
     if not worker:
         write_hparams_config(log_dir, tuner.oracle.get_space(), config.output_names() or ("main",))
