@@ -7,3 +7,4 @@ Public API:
 """
 
 from keras_ninception.tuning.hypermodels import HyperGoogLeNet, HyperNIN, rebatch
+from keras_ninception.tuning.run import TuneConfig, tune
