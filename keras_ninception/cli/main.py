@@ -1,4 +1,4 @@
-"""The `ninception` command line: `ninception train` and `ninception evaluate`.
+"""The `ninception` command line: `train`, `evaluate`, `profile` and `tune`.
 
 The CLI only parses arguments and calls the training layer; errors in the package's own
 words are printed as `ninception: error: ...` with exit status 2, nothing half-written.

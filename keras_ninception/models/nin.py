@@ -12,7 +12,7 @@ import keras
 from keras import layers
 
 from keras_ninception.layers import apply_mlpconv, apply_pool
-from keras_ninception.checks import check_bool
+from keras_ninception.checks import check_bool, is_int
 from keras_ninception.models import common
 
 # Stands for `num_classes` in a table: the last 1×1 conv makes one feature map per class.
@@ -57,6 +57,8 @@ def build_nin(
     classifier_activation="softmax",
     dropout_rate=None,
     batch_norm=False,
+    widths=None,
+    kernel_sizes=None,
     name="nin",
 ):
     """Builds Network in Network (NIN).
@@ -88,6 +90,12 @@ def build_nin(
             for the table's rates (0.5 for CIFAR-10).
         batch_norm: bool, batch normalization after each convolution (not in the paper).
             Default False.
+        widths: None (default: the table's) or one int per block: the filters of the block's
+            k×k convolution; its 1×1 convolutions keep the table's ratio to it (192-160-96
+            at 192, 96-80-48 at 96), and the last one keeps one map per class. For width
+            searches (`keras_ninception.tuning.HyperNIN`).
+        kernel_sizes: None (default: the table's) or one odd int per block: the side of
+            each block's first convolution.
         name: str. Default `"nin"`.
 
     Returns:
@@ -103,31 +111,45 @@ def build_nin(
         common.check_rate("dropout_rate", dropout_rate)
     check_bool("batch_norm", batch_norm)
     table = NIN_CONFIGS[config]
+    blocks = table["blocks"]
+    for arg_name, values in (("widths", widths), ("kernel_sizes", kernel_sizes)):
+        if values is not None and (
+            isinstance(values, (str, bytes))
+            or not hasattr(values, "__len__")
+            or len(values) != len(blocks)
+            or not all(is_int(v) and v >= 1 for v in values)
+        ):
+            raise ValueError(
+                f"`{arg_name}` must be None or {len(blocks)} positive integers, one per mlpconv "
+                f"block of config '{config}'. Received: {arg_name}={values!r}"
+            )
     input_shape = common.resolve_input_shape(input_shape, input_tensor, table["default_size"])
 
-    first = table["blocks"][0]
-    if first[3] == "valid":
+    first = blocks[0][1] if kernel_sizes is None else int(kernel_sizes[0])
+    if blocks[0][3] == "valid":
         for side in common.spatial_size(input_shape):
-            if side is not None and side < first[1]:
+            if side is not None and side < first:
                 raise ValueError(
-                    f"NIN config '{config}' starts with a {first[1]}×{first[1]} 'valid' "
-                    f"convolution: inputs must be at least {first[1]}×{first[1]} px "
+                    f"NIN config '{config}' starts with a {first}×{first} 'valid' "
+                    f"convolution: inputs must be at least {first}×{first} px "
                     f"({keras.config.image_data_format()}). Received: input_shape={input_shape}"
                 )
 
     inputs = common.make_input(input_shape, input_tensor)
     x = inputs
-    for index, (block, kernel, stride, padding, filters, pool, rate) in enumerate(
-        table["blocks"], start=1
-    ):
-        filters = tuple(num_classes if f == NUM_CLASSES else f for f in filters)
-        if not include_top and index == len(table["blocks"]):
+    for index, (block, kernel, stride, padding, filters, pool, rate) in enumerate(blocks, start=1):
+        width = filters[0] if widths is None else int(widths[index - 1])
+        kernel = kernel if kernel_sizes is None else int(kernel_sizes[index - 1])
+        filters = tuple(
+            num_classes if f == NUM_CLASSES else common.scaled(f, width / filters[0]) for f in filters
+        )
+        if not include_top and index == len(blocks):
             filters = filters[:-1]
         x = apply_mlpconv(x, filters, kernel, stride, padding, batch_norm, name=block)
         if pool is not None:
             x = apply_pool(x, *pool, name=f"pool{index}")
         rate = rate if dropout_rate is None else dropout_rate
-        if rate and index < len(table["blocks"]):
+        if rate and index < len(blocks):
             x = layers.Dropout(rate, name=f"dropout{index}")(x)
 
     if include_top:

@@ -135,14 +135,14 @@ class TrainConfig:
         return None
 
 
-def _slug(text):
+def slug(text):
     return re.sub(r"[^A-Za-z0-9]+", "-", os.path.basename(os.path.normpath(str(text)))).strip("-")
 
 
 def default_run_dir(config):
     """`saved_models/<model>-<dataset>-<YYYYmmdd-HHMMSS>`, unique in `saved_models/`."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = os.path.join(DEFAULT_RUNS_DIR, f"{config.model}-{_slug(config.dataset)}-{stamp}")
+    base = os.path.join(DEFAULT_RUNS_DIR, f"{config.model}-{slug(config.dataset)}-{stamp}")
     path, n = base, 1
     while os.path.exists(path):
         n += 1
@@ -156,7 +156,7 @@ def _umask():
     return mask
 
 
-def _replace_atomic(path, write, suffix):
+def replace_atomic(path, write, suffix):
     """Calls `write(tmp_path)` on a temporary file beside `path`, then renames it into place.
 
     The file gets the usual permissions (0666 less the umask), and the temporary file is
@@ -182,12 +182,12 @@ def write_json_atomic(path, data):
         with open(tmp, "w") as f:
             f.write(text)
 
-    _replace_atomic(path, write, ".json")
+    replace_atomic(path, write, ".json")
 
 
 def save_model_atomic(model, path):
     """`model.save(path)` atomically: a `.keras` file is whole or absent, never half-written."""
-    _replace_atomic(path, model.save, ".keras")
+    replace_atomic(path, model.save, ".keras")
 
 
 def read_json(path):
@@ -314,7 +314,16 @@ class FiniteBackupAndRestore(keras.callbacks.BackupAndRestore):
             super().on_epoch_end(epoch, logs)
 
 
-def make_callbacks(run_dir):
+def hparams_of(config):
+    """The run's hyperparameters for TensorBoard's HParams dashboard (None values left out)."""
+    return {
+        k: v
+        for k, v in dataclasses.asdict(config).items()
+        if isinstance(v, (bool, int, float, str)) and k not in ("run_dir", "data_dir")
+    }
+
+
+def make_callbacks(run_dir, hparams=None):
     """Keras callbacks of a run: resume state, last checkpoint, TensorBoard, NaN stop.
 
     - `BackupAndRestore(run_dir/checkpoints/backup)`: a killed run started again with
@@ -324,9 +333,21 @@ def make_callbacks(run_dir):
       `aux1_accuracy`, ...) and the learning rate, each epoch.
     - `TerminateOnNaN`: stops on a NaN loss. Both checkpoints skip an epoch with a NaN or
       inf in its logs, so the last good epoch stays.
+    - With `hparams` (a dict): TensorBoard's `hparams_api.KerasCallback` writes an HParams
+      session for the run in `run_dir/logs`, so `tensorboard --logdir saved_models/` shows
+      train runs beside tuning trials in the HParams dashboard, with `val_main_accuracy`.
     """
     checkpoints = os.path.join(run_dir, "checkpoints")
-    return [
+    extra = []
+    if hparams:
+        from tensorboard.plugins.hparams import api as hparams_api
+
+        extra.append(
+            hparams_api.KerasCallback(
+                os.path.join(run_dir, "logs"), hparams, trial_id=os.path.basename(os.path.normpath(run_dir))
+            )
+        )
+    return extra + [
         keras.callbacks.TerminateOnNaN(),
         FiniteBackupAndRestore(os.path.join(checkpoints, "backup")),
         FiniteModelCheckpoint(os.path.join(checkpoints, "last.keras")),
@@ -453,7 +474,7 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
             splits.train,
             validation_data=splits.validation,
             epochs=config.epochs,
-            callbacks=make_callbacks(run_dir),
+            callbacks=make_callbacks(run_dir, hparams=hparams_of(config)),
             verbose=verbose,
             shuffle=False,  # the tf.data pipeline shuffles; Keras would only warn
         )

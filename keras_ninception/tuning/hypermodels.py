@@ -24,13 +24,10 @@ import warnings
 import keras
 import keras_tuner
 import tensorflow as tf
-from keras import layers
 
 from keras_ninception.checks import check_bool, check_choice, check_int, check_num_classes
-from keras_ninception.layers import apply_mlpconv, apply_pool
-from keras_ninception.models import GOOGLENET_VARIANTS, NIN_CONFIGS, build_googlenet, min_input_size
+from keras_ninception.models import GOOGLENET_VARIANTS, NIN_CONFIGS, build_googlenet, build_nin, min_input_size
 from keras_ninception.models import common
-from keras_ninception.models.nin import NUM_CLASSES
 from keras_ninception.training.compile import AUX_LOSS_WEIGHT, compile_model
 
 # The GoogLeNet search space. Defaults are the paper's values where it gives one
@@ -229,10 +226,8 @@ class HyperNIN(_NinceptionHyperModel):
 
     The batch size is not searched: it is the pipeline's.
 
-    Deviation (stated, not silent): the model is assembled here from the table with the
-    package's `apply_mlpconv` / `apply_pool` blocks, because `build_nin` takes no widths or
-    kernel sizes; with the defaults it is `build_nin(config="cifar10", batch_norm=...)`
-    layer for layer (same names, same parameter count; tested).
+    The model is `build_nin(config="cifar10", widths=..., kernel_sizes=...,
+    dropout_rate=..., batch_norm=...)`: no second copy of the architecture.
 
     Args:
         input_shape: one image's shape in the current data format; every dimension known.
@@ -255,26 +250,22 @@ class HyperNIN(_NinceptionHyperModel):
         """A fresh NIN with this trial's widths, kernels and dropout, compiled by `_compile`."""
         blocks = NIN_CONFIGS[NIN_CONFIG]["blocks"]
         dropout_rate = hp.Float("dropout_rate", 0.0, 0.7, step=0.1, default=0.5)
-        inputs = layers.Input(shape=self.input_shape, name="input")
-        x = inputs
-        # The loop of `build_nin`, with the searched widths and kernels.
-        for index, (block, kernel, stride, padding, filters, pool, _) in enumerate(blocks, start=1):
+        widths, kernel_sizes = [], []
+        for block, kernel, _, _, filters, _, _ in blocks:
             width = hp.Choice(f"{block}_filters", list(NIN_FILTERS), default=filters[0])
             kernel = hp.Choice(f"{block}_kernel_size", list(NIN_KERNEL_SIZES), default=kernel)
-            check_int(f"{block}_filters", width)  # values from a pre-declared hp are not ours
-            check_int(f"{block}_kernel_size", kernel)
-            filters = tuple(
-                self.num_classes if f == NUM_CLASSES else common.scaled(f, width / filters[0]) for f in filters
-            )
-            x = apply_mlpconv(x, filters, kernel, stride, padding, self.batch_norm, name=block)
-            if pool is not None:
-                x = apply_pool(x, *pool, name=f"pool{index}")
-            if dropout_rate and index < len(blocks):  # replaces the table's rates, as build_nin does
-                x = layers.Dropout(dropout_rate, name=f"dropout{index}")(x)
-        # One map per class, averaged: the global-average-pooling classifier.
-        x = layers.GlobalAveragePooling2D(name="global_average_pooling")(x)
-        outputs = layers.Activation("softmax", dtype="float32", name="main")(x)
-        model = keras.Model(inputs, outputs, name="nin")
+            # Values of a pre-declared (search_space) hyperparameter are not ours: name them.
+            widths.append(check_int(f"{block}_filters", width))
+            kernel_sizes.append(check_int(f"{block}_kernel_size", kernel))
+        model = build_nin(
+            input_shape=self.input_shape,
+            num_classes=self.num_classes,
+            config=NIN_CONFIG,
+            dropout_rate=dropout_rate,
+            batch_norm=self.batch_norm,
+            widths=widths,
+            kernel_sizes=kernel_sizes,
+        )
         self._compile(model, hp)
         return model
 

@@ -39,8 +39,8 @@ from keras_ninception.training.run import (
     MODELS,
     RUN_FILES,
     TrainConfig,
-    _replace_atomic,
-    _slug,
+    replace_atomic,
+    slug,
     evaluate_splits,
     format_accuracy,
     make_callbacks,
@@ -182,7 +182,7 @@ class TuneConfig:
         train_config = self.train_config().validate()  # the shared fields, checked once
         for field in ("dataset", "data_dir", "run_dir"):
             setattr(self, field, getattr(train_config, field))
-        if self.name is not None and (not isinstance(self.name, str) or not _slug(self.name)):
+        if self.name is not None and (not isinstance(self.name, str) or not slug(self.name)):
             raise ValueError(f"`name` must be a non-empty string. Received: name={self.name!r}")
         check_choice("model", self.model, MODELS)
         check_choice("tuner", self.tuner, tuple(TUNERS))
@@ -204,9 +204,9 @@ class TuneConfig:
         config.image_size = train_config.image_size
         config.variant = train_config.variant
         if config.name is None:
-            config.name = f"{config.model}-{_slug(config.dataset)}-tune"
+            config.name = f"{config.model}-{slug(config.dataset)}-tune"
         if config.run_dir is None:
-            config.run_dir = os.path.join(DEFAULT_RUNS_DIR, _slug(config.name))
+            config.run_dir = os.path.join(DEFAULT_RUNS_DIR, slug(config.name))
         return config
 
     def output_names(self):
@@ -535,7 +535,7 @@ def write_table(run_dir, rows):
         with open(tmp, "w", newline="") as f:
             f.write(text.getvalue())
 
-    _replace_atomic(os.path.join(run_dir, "trials.csv"), write, ".csv")
+    replace_atomic(os.path.join(run_dir, "trials.csv"), write, ".csv")
 
 
 def _trial_history(trial):

@@ -64,6 +64,21 @@ def test_tensorboard_logs_have_per_head_scalars_and_learning_rate(googlenet_run)
     assert "train/epoch_learning_rate" in tags
 
 
+def test_train_run_writes_an_hparams_session(googlenet_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    run_dir, _ = googlenet_run
+    accumulator = EventAccumulator(str(run_dir / "logs"))
+    accumulator.Reload()
+    content = accumulator.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    session = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    assert session.hparams["model"].string_value == "googlenet"
+    assert session.hparams["aux_loss_weight"].number_value == pytest.approx(0.3)
+    assert session.hparams["epochs"].number_value == 1
+    assert session.group_name == "googlenet-digits"
+
+
 def test_evaluate_reports_every_head_and_matches_metrics_json(googlenet_run):
     run_dir, _ = googlenet_run
     result = ninception("evaluate", str(run_dir), "--split", "test", "--json")

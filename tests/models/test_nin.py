@@ -66,3 +66,14 @@ def test_include_top_false_stops_before_the_class_maps():
 def test_imagenet_config_needs_11_px():
     with pytest.raises(ValueError, match="at least 11×11 px"):
         build_nin(config="imagenet", input_shape=(10, 10, 3))
+
+
+def test_widths_and_kernel_sizes_keep_the_tables_ratios():
+    model = build_nin(widths=(96, 192, 96), kernel_sizes=(3, 5, 5))
+    convs = {layer.name: layer for layer in model.layers if type(layer).__name__ == "Conv2D"}
+    assert [convs[f"mlpconv1_{n}"].filters for n in ("conv", "cccp1", "cccp2")] == [96, 80, 48]
+    assert [convs[f"mlpconv3_{n}"].filters for n in ("conv", "cccp1", "cccp2")] == [96, 96, 10]
+    assert [convs[f"mlpconv{i}_conv"].kernel_size for i in (1, 2, 3)] == [(3, 3), (5, 5), (5, 5)]
+    for kwargs, arg in (({"widths": (1, 2)}, "widths"), ({"kernel_sizes": "553"}, "kernel_sizes")):
+        with pytest.raises(ValueError, match=rf"`{arg}`.*Received: {arg}="):
+            build_nin(**kwargs)

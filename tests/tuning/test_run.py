@@ -221,7 +221,7 @@ def test_search_space_entries():
 @pytest.mark.parametrize("tuner", ["bayesian", "hyperband"])
 def test_other_tuners_complete_their_trials(tmp_path, tuner):
     result = tune(tiny(tmp_path / "run", tuner=tuner, max_trials=2, epochs=2, hyperband_factor=2), verbose=0)
-    assert 1 <= len(result["trials"]) <= 2
+    assert len(result["trials"]) in (1, 2)
     assert all(row["status"] == "COMPLETED" and row["val_main_accuracy"] is not None for row in result["trials"])
 
 
