@@ -264,6 +264,22 @@ def _clear_run(run_dir):
             os.remove(path)
 
 
+def load_splits(config):
+    """`load_dataset` with the data fields of a run configuration (train or tune)."""
+    return load_dataset(
+        config.dataset,
+        image_size=config.image_size,
+        batch_size=config.batch_size,
+        output_names=config.output_names(),
+        validation_fraction=config.validation_fraction,
+        augment=config.augment,
+        data_dir=config.data_dir,
+        download=config.download,
+        seed=config.seed,
+        on_bad_image=config.on_bad_image,
+    )
+
+
 def build_model(config, input_shape, num_classes):
     """The uncompiled model a `TrainConfig` asks for."""
     if config.model == "nin":
@@ -428,18 +444,7 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
         print(f"Resuming {run_dir} with its saved configuration (other training flags are ignored).")
 
     keras.utils.set_random_seed(config.seed)
-    splits = load_dataset(
-        config.dataset,
-        image_size=config.image_size,
-        batch_size=config.batch_size,
-        output_names=config.output_names(),
-        validation_fraction=config.validation_fraction,
-        augment=config.augment,
-        data_dir=config.data_dir,
-        download=config.download,
-        seed=config.seed,
-        on_bad_image=config.on_bad_image,
-    )
+    splits = load_splits(config)
     model = build_model(config, splits.input_shape, splits.num_classes)
     steps_per_epoch = math.ceil(splits.num_examples["train"] / config.batch_size)
     compile_model(

@@ -32,7 +32,6 @@ import keras_tuner
 import tensorflow as tf
 
 from keras_ninception.checks import check_bool, check_choice, check_int
-from keras_ninception.data import load_dataset
 from keras_ninception.models import to_inference_model
 from keras_ninception.training.run import (
     DEFAULT_RUNS_DIR,
@@ -42,6 +41,7 @@ from keras_ninception.training.run import (
     replace_atomic,
     slug,
     evaluate_splits,
+    load_splits,
     format_accuracy,
     make_callbacks,
     read_json,
@@ -646,18 +646,7 @@ def tune(config=None, *, resume=False, overwrite=False, verbose="auto"):
     saved = None if worker else _check_run_dir(run_dir, resume, overwrite)
 
     keras.utils.set_random_seed(config.seed)
-    splits = load_dataset(
-        config.dataset,
-        image_size=config.image_size,
-        batch_size=config.batch_size,
-        output_names=config.output_names(),
-        validation_fraction=config.validation_fraction,
-        augment=config.augment,
-        data_dir=config.data_dir,
-        download=config.download,
-        seed=config.seed,
-        on_bad_image=config.on_bad_image,
-    )
+    splits = load_splits(config)
     hypermodel = make_hypermodel(config, splits.input_shape, splits.num_classes)
     overrides, space = resolve_search_space(hypermodel, config.search_space)
     definition = _definition(config, space)
