@@ -202,48 +202,70 @@ def read_json(path):
 RUN_FILES = ("config.json", "model.keras", "inference.keras", "metrics.json", "history.json", "logs", "checkpoints")
 
 
-def _check_run_dir(run_dir, resume, overwrite):
-    """Decides what to do with `run_dir` before anything is loaded, built or written.
+def check_run_folder(run_dir, resume, overwrite, markers, own_files, kind="run"):
+    """The run-folder policy shared by train and tune runs; deletes nothing.
+
+    A folder holds a `kind` when it has one of `markers`. A new run needs a missing or empty
+    folder; an existing one is refused unless `resume` (continue it) or `overwrite` (replace
+    it, and only when every entry is one of `own_files`).
 
     Returns:
-        The saved `config.json` when resuming, else None. Nothing is deleted here: an
-        `overwrite` clears the old run only once the new one has its data and model.
+        True when there is a run to resume, else False.
 
     Raises:
-        FileExistsError / FileNotFoundError / ValueError: see `train`.
+        ValueError: both `resume` and `overwrite`.
+        FileExistsError: `run_dir` is a file, holds something else, or holds a `kind` and
+            neither flag was given.
+        FileNotFoundError: `resume` without a `kind` in `run_dir`.
     """
     if resume and overwrite:
         raise ValueError("Pass either `resume` or `overwrite`, not both.")
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise FileExistsError(f"--run-dir {run_dir!r} is a file, not a folder; choose another --run-dir.")
     entries = set(os.listdir(run_dir)) if os.path.isdir(run_dir) else set()
-    holds_run = "config.json" in entries or "model.keras" in entries
-    if not holds_run:
+    if not entries & set(markers):
         if resume:
             raise FileNotFoundError(
-                f"Cannot resume: {run_dir!r} holds no run (no config.json). Drop --resume to "
-                "start a new run there."
+                f"Cannot resume: {run_dir!r} holds no {kind} (no {' or '.join(markers)}). Drop "
+                "--resume to start a new one there."
             )
         if entries:
             raise FileExistsError(
-                f"Run folder {run_dir!r} is not empty and holds no run; choose another "
+                f"Run folder {run_dir!r} is not empty and holds no {kind}; choose another "
                 "--run-dir (nothing was written)."
             )
-        return None
+        return False
     if overwrite:
-        foreign = sorted(e for e in entries if e not in RUN_FILES and not e.startswith(".tmp-"))
+        foreign = sorted(e for e in entries if e not in own_files and not e.startswith(".tmp-"))
         if foreign:
             raise FileExistsError(
-                f"--overwrite only replaces a run, and {run_dir!r} also holds {foreign[:5]}; "
+                f"--overwrite only replaces a {kind}, and {run_dir!r} also holds {foreign[:5]}; "
                 "move them or choose another --run-dir (nothing was deleted)."
             )
-        return None
+        return False
     if not resume:
         raise FileExistsError(
-            f"Run folder {run_dir!r} already holds a run. Pass --resume to continue it, "
+            f"Run folder {run_dir!r} already holds a {kind}. Pass --resume to continue it, "
             "--overwrite to replace it, or choose another --run-dir (nothing was written)."
         )
-    if "model.keras" in entries:
+    return True
+
+
+def clear_run_folder(run_dir, own_files):
+    """Removes the entries `own_files` from `run_dir`, nothing else."""
+    for entry in own_files:
+        path = os.path.join(run_dir, entry)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+
+
+def _check_run_dir(run_dir, resume, overwrite):
+    """`check_run_folder` for a train run; returns the saved `config.json` when resuming."""
+    if not check_run_folder(run_dir, resume, overwrite, ("config.json", "model.keras"), RUN_FILES):
+        return None
+    if os.path.exists(os.path.join(run_dir, "model.keras")):
         raise FileExistsError(
             f"The run in {run_dir!r} is already complete (model.keras exists); nothing to "
             "resume. Pass --overwrite to train it again."
@@ -252,16 +274,6 @@ def _check_run_dir(run_dir, resume, overwrite):
     if not isinstance(saved, dict) or not isinstance(saved.get("train_config"), dict):
         raise ValueError(f"{os.path.join(run_dir, 'config.json')!r} is not a run configuration.")
     return saved
-
-
-def _clear_run(run_dir):
-    """Removes a run's own files from `run_dir` (see `RUN_FILES`), nothing else."""
-    for entry in RUN_FILES:
-        path = os.path.join(run_dir, entry)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
-            os.remove(path)
 
 
 def load_splits(config):
@@ -457,7 +469,7 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
 
     # Data and model are ready: only now is anything deleted or written.
     if overwrite:
-        _clear_run(run_dir)
+        clear_run_folder(run_dir, RUN_FILES)
     created = not os.path.isdir(run_dir)
     os.makedirs(run_dir, exist_ok=True)
     write_json_atomic(
@@ -485,7 +497,7 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
         )
     except tf.errors.InvalidArgumentError as error:
         if saved is None and not os.path.exists(os.path.join(run_dir, "checkpoints", "last.keras")):
-            _clear_run(run_dir)  # a new run with no finished epoch: leave nothing half-made
+            clear_run_folder(run_dir, RUN_FILES)  # a new run with no finished epoch: leave nothing half-made
             if created and not os.listdir(run_dir):
                 os.rmdir(run_dir)
         raise ValueError(

@@ -24,7 +24,6 @@ import dataclasses
 import io
 import json
 import os
-import shutil
 import warnings
 
 import keras
@@ -40,6 +39,8 @@ from keras_ninception.training.run import (
     TrainConfig,
     replace_atomic,
     slug,
+    check_run_folder,
+    clear_run_folder,
     evaluate_splits,
     load_splits,
     format_accuracy,
@@ -340,52 +341,13 @@ def _check_run_dir(run_dir, resume, overwrite):
     Raises:
         FileExistsError / FileNotFoundError / ValueError: see `tune`.
     """
-    if resume and overwrite:
-        raise ValueError("Pass either `resume` or `overwrite`, not both.")
-    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-        raise FileExistsError(f"--run-dir {run_dir!r} is a file, not a folder; choose another --run-dir.")
-    entries = set(os.listdir(run_dir)) if os.path.isdir(run_dir) else set()
-    if SEARCH_DIR not in entries:
-        if resume:
-            raise FileNotFoundError(
-                f"Cannot resume: {run_dir!r} holds no tuning run (no {SEARCH_DIR}/ folder). Drop "
-                "--resume to start a new search there."
-            )
-        if entries:
-            raise FileExistsError(
-                f"Run folder {run_dir!r} is not empty and holds no tuning run; choose another "
-                "--run-dir or --name (nothing was written)."
-            )
+    if not check_run_folder(run_dir, resume, overwrite, (SEARCH_DIR,), TUNE_FILES, kind="tuning run"):
         return None
-    if overwrite:
-        foreign = sorted(e for e in entries if e not in TUNE_FILES and not e.startswith(".tmp-"))
-        if foreign:
-            raise FileExistsError(
-                f"--overwrite only replaces a tuning run, and {run_dir!r} also holds {foreign[:5]}; "
-                "move them or choose another --run-dir (nothing was deleted)."
-            )
-        return None
-    if not resume:
-        raise FileExistsError(
-            f"Run folder {run_dir!r} already holds a tuning run. Pass --resume to continue its "
-            "search, --overwrite to start it again, or choose another --run-dir or --name "
-            "(nothing was written)."
-        )
     path = os.path.join(run_dir, SEARCH_DIR, DEFINITION_FILE)
     saved = read_json(path)
     if not isinstance(saved, dict) or not isinstance(saved.get("tune_config"), dict):
         raise ValueError(f"{path!r} is not a tuning run definition.")
     return saved
-
-
-def _clear_run(run_dir):
-    """Removes a tuning run's own files from `run_dir` (see `TUNE_FILES`), nothing else."""
-    for entry in TUNE_FILES:
-        path = os.path.join(run_dir, entry)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
-            os.remove(path)
 
 
 def is_distributed_worker():
@@ -673,7 +635,7 @@ def tune(config=None, *, resume=False, overwrite=False, verbose="auto"):
             )
     else:
         if overwrite:
-            _clear_run(run_dir)
+            clear_run_folder(run_dir, TUNE_FILES)
         os.makedirs(search_dir, exist_ok=True)
         write_json_atomic(os.path.join(search_dir, DEFINITION_FILE), definition)
 
