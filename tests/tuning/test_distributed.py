@@ -45,6 +45,16 @@ def start(tuner_id, definition, run_dir, port, log):
     return subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def stop_all(processes, logs):
+    """Kills every process group still running and closes the logs."""
+    for process in processes.values():
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    for log in logs.values():
+        log.close()
+
+
 @pytest.mark.slow
 def test_chief_and_two_workers_run_every_trial_exactly_once(tmp_path):
     definition = tmp_path / "tiny.json"
@@ -61,12 +71,7 @@ def test_chief_and_two_workers_run_every_trial_exactly_once(tmp_path):
         for process in processes.values():
             process.wait(timeout=max(1.0, deadline - time.monotonic()))
     finally:
-        for process in processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        for log in logs.values():
-            log.close()
+        stop_all(processes, logs)
     outputs = {name: (tmp_path / f"{name}.log").read_text()[-3000:] for name in processes}
     assert {name: p.returncode for name, p in processes.items()} == {"chief": 0, "tuner0": 0, "tuner1": 0}, outputs
     for process in processes.values():  # nothing left behind: each session is gone
@@ -118,12 +123,7 @@ def test_a_dead_worker_is_bounded_and_its_trial_reruns_on_resume(tmp_path):
         # KerasTuner's chief waits for the dead worker's trial: it is still up, and is ended here.
         assert processes["chief"].poll() is None
     finally:
-        for process in processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        for log in logs.values():
-            log.close()
+        stop_all(processes, logs)
     for process in processes.values():
         with pytest.raises(ProcessLookupError):
             os.killpg(process.pid, 0)
