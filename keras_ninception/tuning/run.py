@@ -50,6 +50,7 @@ from keras_ninception.training.run import (
     write_json_atomic,
 )
 from keras_ninception.tuning.hypermodels import HyperGoogLeNet, HyperNIN
+from keras_ninception.tuning.memory import releasing_tuner_class
 
 # The metric every trial is scored on; `compile_model` names it for every model.
 OBJECTIVE = keras_tuner.Objective("val_main_accuracy", "max")
@@ -386,7 +387,9 @@ def make_tuner(config, hypermodel, hyperparameters):
     """The KerasTuner tuner of a resolved `TuneConfig`, on the project `run_dir/search`.
 
     KerasTuner's own `overwrite` stays False: `tune` decides about the folder first, so
-    an existing project is only ever reloaded on purpose (`resume`).
+    an existing project is only ever reloaded on purpose (`resume`). Each trial releases
+    its traced graphs when it ends (`keras_ninception.tuning.memory`), so memory stays
+    bounded over many trials in one process.
     """
     common = dict(
         hypermodel=hypermodel,
@@ -402,12 +405,12 @@ def make_tuner(config, hypermodel, hyperparameters):
     if config.distribution_strategy == "mirrored":
         common["distribution_strategy"] = tf.distribute.MirroredStrategy()
     if config.tuner == "hyperband":
-        tuner = keras_tuner.Hyperband(max_epochs=config.epochs, factor=config.hyperband_factor, **common)
+        tuner = releasing_tuner_class(keras_tuner.Hyperband)(max_epochs=config.epochs, factor=config.hyperband_factor, **common)
         # Hyperband sizes its brackets from max_epochs and factor; `max_trials` caps them
         # (the oracle stops creating trials there, as RandomSearch does).
         tuner.oracle.max_trials = config.max_trials
         return tuner
-    return TUNERS[config.tuner](max_trials=config.max_trials, **common)
+    return releasing_tuner_class(TUNERS[config.tuner])(max_trials=config.max_trials, **common)
 
 
 def write_hparams_config(log_dir, space_hp, output_names=("main",)):
