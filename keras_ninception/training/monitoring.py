@@ -383,8 +383,9 @@ def check_profile_batch(profile_batch, total_batches):
 
 def _check_history(history):
     if not isinstance(history, dict) or not isinstance(history.get("loss"), list) or not history["loss"]:
-        raise ValueError("`history` must be a Keras history dict with a non-empty 'loss' list (as in history.json). "
-                         f"Received: {type(history).__name__} with keys {sorted(history)[:8] if isinstance(history, dict) else None}")
+        received = f"keys {sorted(history)[:8]}" if isinstance(history, dict) else type(history).__name__
+        raise ValueError("`history` must be a Keras history dict with a non-empty 'loss' list (as in "
+                         f"history.json). Received: history with {received}")
     length = len(history["loss"])
     for key, values in history.items():
         if not isinstance(values, list) or len(values) != length or not all(is_number(v) for v in values):

@@ -3,8 +3,8 @@
 A run folder holds `config.json` (the resolved configuration), `logs/` (TensorBoard),
 `checkpoints/` (`last.keras` and the `BackupAndRestore` state), and at the end
 `model.keras` (every head), `inference.keras` (aux heads removed), `metrics.json`,
-`history.json` and `learning_curves.png`. Every file is written to a temporary name and renamed into place, so a
-crash never leaves a half-written file under its final name.
+`history.json` and `learning_curves.png`. Every file is written to a temporary name and
+renamed into place, so a crash never leaves a half-written file under its final name.
 """
 
 import dataclasses
