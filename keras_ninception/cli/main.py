@@ -57,6 +57,30 @@ def _add_train_parser(subparsers):
     p.add_argument("--on-bad-image", choices=("error", "skip"), default=defaults.on_bad_image)
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--run-dir", default=None, help="run folder (default: saved_models/<model>-<dataset>-<time>)")
+    p.add_argument(
+        "--image-summary-freq",
+        type=int,
+        default=defaults.image_summary_freq,
+        help="epochs between the confusion matrix and validation images in TensorBoard; 0: off (default: %(default)s)",
+    )
+    p.add_argument(
+        "--num-summary-images",
+        type=int,
+        default=defaults.num_summary_images,
+        help="validation images in the TensorBoard grid, 0 to 64 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--histogram-freq",
+        type=int,
+        default=defaults.histogram_freq,
+        help="epochs between weight histograms in TensorBoard; 0: off (default: %(default)s)",
+    )
+    p.add_argument(
+        "--profile-batch",
+        default=None,
+        metavar="START[,STOP]",
+        help="trace training batches START to STOP (from 1) with the TF profiler, e.g. 10,20 (default: off)",
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the interrupted run in --run-dir")
     group.add_argument("--overwrite", action="store_true", help="replace the run in --run-dir")

@@ -2,9 +2,9 @@
 
 A run folder holds `config.json` (the resolved configuration), `logs/` (TensorBoard),
 `checkpoints/` (`last.keras` and the `BackupAndRestore` state), and at the end
-`model.keras` (every head), `inference.keras` (aux heads removed), `metrics.json` and
-`history.json`. Every file is written to a temporary name and renamed into place, so a
-crash never leaves a half-written file under its final name.
+`model.keras` (every head), `inference.keras` (aux heads removed), `metrics.json`,
+`history.json` and `learning_curves.png`. Every file is written to a temporary name and
+renamed into place, so a crash never leaves a half-written file under its final name.
 """
 
 import dataclasses
@@ -22,6 +22,7 @@ import tensorflow as tf
 from keras_ninception.checks import check_bool, check_choice, check_int, check_number
 from keras_ninception.data import load_dataset
 from keras_ninception.models import build_googlenet, build_nin, min_input_size, to_inference_model
+from keras_ninception.training import monitoring
 from keras_ninception.training.compile import compile_model
 
 DEFAULT_RUNS_DIR = "saved_models"
@@ -65,6 +66,16 @@ class TrainConfig:
         download: bool, let TFDS download a named dataset. Default False.
         run_dir: the run folder; None makes `saved_models/<model>-<dataset>-<time>`.
         on_bad_image: `"error"` (default) or `"skip"` for unreadable files in a folder.
+        image_summary_freq: int >= 0, epochs between the confusion-matrix and validation-
+            image summaries in TensorBoard (`monitoring.ValidationImageSummaries`); 0 turns
+            them off. Default 1.
+        num_summary_images: int in [0, 64], validation images in the TensorBoard grid.
+            Default 16.
+        histogram_freq: int >= 0, epochs between weight histograms (Keras' `TensorBoard`
+            argument); 0 (default) turns them off.
+        profile_batch: None (default, no profiling), a batch number, `(start, stop)` or
+            `"start,stop"`: the training batches (from 1) the TF profiler traces (Keras'
+            `TensorBoard` argument); stored as `(start, stop)`.
     """
 
     model: str = "googlenet"
@@ -86,6 +97,10 @@ class TrainConfig:
     download: bool = False
     run_dir: str | None = None
     on_bad_image: str = "error"
+    image_summary_freq: int = 1
+    num_summary_images: int = 16
+    histogram_freq: int = 0
+    profile_batch: tuple[int, int] | None = None
 
     def validate(self):
         """Raises ValueError, in the package's words, for a bad field. Returns self.
@@ -111,6 +126,10 @@ class TrainConfig:
             check_number("weight_decay", self.weight_decay)
         for flag in ("aux_classifiers", "batch_norm", "download"):
             check_bool(flag, getattr(self, flag))
+        check_int("image_summary_freq", self.image_summary_freq, minimum=0)
+        check_int("num_summary_images", self.num_summary_images, minimum=0, maximum=monitoring.MAX_SUMMARY_IMAGES)
+        check_int("histogram_freq", self.histogram_freq, minimum=0)
+        self.profile_batch = monitoring.parse_profile_batch(self.profile_batch)
         return self
 
     def resolved(self):
@@ -199,7 +218,10 @@ def read_json(path):
         raise ValueError(f"Cannot read {path!r}: {error}") from None
 
 
-RUN_FILES = ("config.json", "model.keras", "inference.keras", "metrics.json", "history.json", "logs", "checkpoints")
+RUN_FILES = (
+    "config.json", "model.keras", "inference.keras", "metrics.json", "history.json", "logs", "checkpoints",
+    monitoring.LEARNING_CURVES_FILE,
+)
 
 
 def check_run_folder(run_dir, resume, overwrite, markers, own_files, kind="run"):
@@ -342,16 +364,20 @@ class FiniteBackupAndRestore(keras.callbacks.BackupAndRestore):
             super().on_epoch_end(epoch, logs)
 
 
+# TrainConfig fields that say what is logged, not how the model is trained.
+MONITORING_FIELDS = ("image_summary_freq", "num_summary_images", "histogram_freq", "profile_batch")
+
+
 def hparams_of(config):
     """The run's hyperparameters for TensorBoard's HParams dashboard (None values left out)."""
     return {
         k: v
         for k, v in dataclasses.asdict(config).items()
-        if isinstance(v, (bool, int, float, str)) and k not in ("run_dir", "data_dir")
+        if isinstance(v, (bool, int, float, str)) and k not in ("run_dir", "data_dir") + MONITORING_FIELDS
     }
 
 
-def make_callbacks(run_dir, hparams=None):
+def make_callbacks(run_dir, hparams=None, config=None, splits=None):
     """Keras callbacks of a run: resume state, last checkpoint, TensorBoard, NaN stop.
 
     - `BackupAndRestore(run_dir/checkpoints/backup)`: a killed run started again with
@@ -364,9 +390,27 @@ def make_callbacks(run_dir, hparams=None):
     - With `hparams` (a dict): TensorBoard's `hparams_api.KerasCallback` writes an HParams
       session for the run in `run_dir/logs`, so `tensorboard --logdir saved_models/` shows
       train runs beside tuning trials in the HParams dashboard, with `val_main_accuracy`.
+    - With `config` (a `TrainConfig`): its `histogram_freq` and `profile_batch` go to
+      `TensorBoard` (weight histograms and the profiler trace in `run_dir/logs/train`), and
+      with `splits` too (a `DatasetSplits`) and `image_summary_freq` > 0,
+      `monitoring.ValidationImageSummaries` writes the main head's confusion matrix and a
+      labelled grid of validation images to `run_dir/logs/validation_images`.
     """
     checkpoints = os.path.join(run_dir, "checkpoints")
     extra = []
+    tensorboard = {}
+    if config is not None:
+        tensorboard = {"histogram_freq": config.histogram_freq, "profile_batch": config.profile_batch or 0}
+        if splits is not None and config.image_summary_freq:
+            extra.append(
+                monitoring.ValidationImageSummaries(
+                    os.path.join(run_dir, "logs", monitoring.LOG_SUBDIR),
+                    splits.validation,
+                    splits.class_names,
+                    freq=config.image_summary_freq,
+                    num_images=config.num_summary_images,
+                )
+            )
     if hparams:
         from tensorboard.plugins.hparams import api as hparams_api
 
@@ -379,7 +423,7 @@ def make_callbacks(run_dir, hparams=None):
         keras.callbacks.TerminateOnNaN(),
         FiniteBackupAndRestore(os.path.join(checkpoints, "backup")),
         FiniteModelCheckpoint(os.path.join(checkpoints, "last.keras")),
-        keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False),
+        keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False, **tensorboard),
     ]
 
 
@@ -459,6 +503,7 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
     splits = load_splits(config)
     model = build_model(config, splits.input_shape, splits.num_classes)
     steps_per_epoch = math.ceil(splits.num_examples["train"] / config.batch_size)
+    monitoring.check_profile_batch(config.profile_batch, steps_per_epoch * config.epochs)
     compile_model(
         model,
         optimizer=config.optimizer,
@@ -491,7 +536,7 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
             splits.train,
             validation_data=splits.validation,
             epochs=config.epochs,
-            callbacks=make_callbacks(run_dir, hparams=hparams_of(config)),
+            callbacks=make_callbacks(run_dir, hparams=hparams_of(config), config=config, splits=splits),
             verbose=verbose,
             shuffle=False,  # the tf.data pipeline shuffles; Keras would only warn
         )
@@ -514,6 +559,7 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
     metrics = evaluate_splits(model, splits, verbose=verbose)
     history_dict = {k: [float(v) for v in values] for k, values in history.history.items()}
     write_json_atomic(os.path.join(run_dir, "history.json"), history_dict)
+    monitoring.plot_learning_curves(history_dict, os.path.join(run_dir, monitoring.LEARNING_CURVES_FILE))
     write_json_atomic(os.path.join(run_dir, "metrics.json"), metrics)
     save_model_atomic(to_inference_model(model), os.path.join(run_dir, "inference.keras"))
     # model.keras last: its presence marks the run as complete.

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -79,6 +80,30 @@ def test_train_run_writes_an_hparams_session(googlenet_run):
     assert session.group_name == "googlenet-digits"
 
 
+def test_default_run_shows_the_main_heads_confusion_matrix_and_images_in_tensorboard(googlenet_run):
+    import matplotlib.image
+
+    from tests.training.events import decode_image_summary, parse_markdown_matrix, read_summaries
+
+    run_dir, _ = googlenet_run
+    summaries = read_summaries(run_dir / "logs" / "validation_images")
+    assert {tag: sorted(steps) for tag, steps in summaries.items()} == {
+        "confusion_matrix": [0], "confusion_matrix_counts": [0], "predictions": [0]
+    }
+    counts = parse_markdown_matrix(summaries["confusion_matrix_counts"][0][1])
+    metrics = json.loads((run_dir / "metrics.json").read_text())["validation"]
+    assert counts.sum() == metrics["num_examples"] == 144
+    # The main head's matrix, from the same weights as metrics.json (one epoch, so one model).
+    assert np.trace(counts) / 144 == pytest.approx(metrics["heads"]["main"]["accuracy"])
+    width, height, _ = decode_image_summary(summaries["predictions"][0][1])
+    assert (width, height) == (640, 760)  # 16 images (the default) in 4×4 cells of 160×190 px
+    assert matplotlib.image.imread(run_dir / "learning_curves.png").shape == (450, 1200, 4)
+    # Histograms and the profiler are off by default.
+    train_plugins = {p for steps in read_summaries(run_dir / "logs" / "train").values() for p, _ in steps.values()}
+    assert "histograms" not in train_plugins
+    assert not (run_dir / "logs" / "train" / "plugins" / "profile").exists()
+
+
 def test_evaluate_reports_every_head_and_matches_metrics_json(googlenet_run):
     run_dir, _ = googlenet_run
     result = ninception("evaluate", str(run_dir), "--split", "test", "--json")
@@ -125,6 +150,8 @@ def test_saved_models_reload_in_a_fresh_interpreter(googlenet_run):
         (["train", "--model", "resnet"], "invalid choice"),
         (["train", "--dataset", "no_such_dataset_xyz"], "no_such_dataset_xyz"),
         (["train", "--epochs", "0"], "epochs"),
+        (["train", "--profile-batch", "20,10"], "Received: profile_batch='20,10'"),
+        (["train", "--num-summary-images", "100"], "Received: num_summary_images=100"),
         (["evaluate", "/nonexistent/run"], "not a completed run"),
     ],
 )
