@@ -2,6 +2,7 @@
 
 import json
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -52,6 +53,20 @@ def test_export_arguments_are_checked_before_anything_is_written(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_preprocess_is_the_training_pipeline():
+    from keras_ninception.data.pipeline import build_pipeline
+
+    for shape in ((4, 31, 17, 3), (2, 12, 12, 1), (3, 5, 9, 1)):
+        images = np.random.default_rng(0).integers(0, 256, shape).astype(np.uint8)
+        dataset = tf.data.Dataset.from_tensor_slices((images, np.zeros(len(images), np.int32)))
+        pipeline = build_pipeline(
+            dataset, split="test", num_examples=len(images), image_size=(12, 12), batch_size=len(images),
+            training=False, augmenter=None, output_names=None, data_format="channels_last", cache=False, seed=0,
+        )
+        trained_on = next(iter(pipeline))[0].numpy()
+        np.testing.assert_array_equal(preprocess(tf.constant(images), (12, 12), "channels_last"), trained_on)
+
+
 def test_existing_output_is_replaced_only_with_overwrite_and_only_if_an_export(tmp_path):
     model = build_nin(input_shape=(8, 8, 1), num_classes=3, config="cifar10")
     path = str(tmp_path / "export")
@@ -95,7 +110,9 @@ def test_keras_export_of_a_googlenet_run_drops_the_aux_heads(tmp_path):
     assert exported.output_names == ["main"]
     assert not [layer.name for layer in exported.layers if layer.name.startswith("aux")]
     x = np.random.default_rng(0).uniform(-1, 1, (2, 20, 20, 3)).astype("float32")
-    np.testing.assert_allclose(exported(x), model(x)[0], atol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # it takes a plain batch, as the model does
+        np.testing.assert_allclose(exported(x), model(x)[0], atol=1e-6)
 
 
 @pytest.mark.slow
