@@ -122,13 +122,13 @@ def _check_export_arguments(model, path, class_names, overwrite):
         )
     num_classes = model.outputs[0].shape[-1]
     if (
-        isinstance(class_names, (str, bytes))
+        not isinstance(class_names, (list, tuple))
         or not all(isinstance(n, str) for n in class_names)
         or len(class_names) != num_classes
     ):
         raise ValueError(
             f"`class_names` must be a list of {num_classes} strings, one per class of the "
-            f"model. Received: class_names={list(class_names)[:10]!r}"
+            f"model. Received: class_names={class_names!r:.200}"
         )
     image_size, channels = input_geometry(model)
     return os.fspath(path), list(class_names), image_size, channels

@@ -266,19 +266,19 @@ def read_images(paths, channels):
     return images
 
 
-def top_k(probabilities, class_names, k):
+def rank_classes(probabilities, class_names, k):
     """The `k` most probable classes, most probable first: `[(name, probability), ...]`."""
     order = np.argsort(-np.asarray(probabilities), kind="stable")[:k]
     return [(class_names[i], float(probabilities[i])) for i in order]
 
 
-def predict_files(model_path, image_paths, top_k_classes=None):
+def predict_files(model_path, image_paths, top_k=None):
     """Top-k classes of each image file.
 
     Args:
         model_path: a run folder or an export (see `load_predictor`).
         image_paths: JPEG or PNG files, any size, gray or RGB.
-        top_k_classes: classes per image, in [1, num_classes]; default
+        top_k: classes per image, in [1, num_classes]; default
             `min(5, num_classes)`.
 
     Returns:
@@ -286,20 +286,20 @@ def predict_files(model_path, image_paths, top_k_classes=None):
         one entry per file in order, predictions most probable first.
 
     Raises:
-        ValueError: a bad `top_k_classes`, a model path that is not a model, or bad image
+        ValueError: a bad `top_k`, a model path that is not a model, or bad image
             files (all named; nothing is predicted).
         FileNotFoundError: `model_path` does not exist.
     """
     predictor = load_predictor(model_path)
     num_classes = len(predictor.class_names)
-    if top_k_classes is None:
-        top_k_classes = min(DEFAULT_TOP_K, num_classes)
-    check_int("top_k", top_k_classes, minimum=1, maximum=num_classes)
+    if top_k is None:
+        top_k = min(DEFAULT_TOP_K, num_classes)
+    check_int("top_k", top_k, minimum=1, maximum=num_classes)
     paths = [os.fspath(p) for p in image_paths]
     images = read_images(paths, predictor.channels)
     results = []
     for path, image in zip(paths, images):
-        ranked = top_k(predictor.probabilities(image), predictor.class_names, top_k_classes)
+        ranked = rank_classes(predictor.probabilities(image), predictor.class_names, top_k)
         results.append(
             {"file": path, "predictions": [{"class_name": n, "probability": p} for n, p in ranked]}
         )

@@ -47,6 +47,8 @@ def test_export_arguments_are_checked_before_anything_is_written(tmp_path):
         export_run(str(tmp_path / "no_run"), "keras")
     with pytest.raises(ValueError, match="list of 3 strings"):
         export_keras(model, str(tmp_path / "a"), ["0", "1"])
+    with pytest.raises(ValueError, match="Received: class_names=None"):
+        export_keras(model, str(tmp_path / "a"), None)
     googlenet = build_googlenet(input_shape=(20, 20, 3), num_classes=3, variant="cifar")
     with pytest.raises(ValueError, match="to_inference_model"):
         export_keras(googlenet, str(tmp_path / "b"), ["a", "b", "c"])

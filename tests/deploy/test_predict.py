@@ -84,7 +84,7 @@ KINDS = ["run", "inference.keras", "keras export", "keras file", "saved_model ex
 def test_every_model_path_predicts_what_the_keras_model_predicts(kind, digits_run, digits_model_paths, digit_files):
     class_names = [str(i) for i in range(10)]
     paths = [path for path, _ in digit_files.values()]
-    results = predict_files(digits_model_paths[kind], paths, top_k_classes=10)
+    results = predict_files(digits_model_paths[kind], paths, top_k=10)
     assert [r["file"] for r in results] == paths
     for result, (path, seen) in zip(results, digit_files.values()):
         assert len(result["predictions"]) == 10
@@ -107,7 +107,7 @@ def test_gray_files_are_repeated_into_rgb_for_an_rgb_model(rgb_run, tmp_path):
     write_image(str(tmp_path / "black.jpg"), black, "jpeg")
     predictor = load_predictor(rgb_run)
     assert (predictor.kind, predictor.channels, predictor.class_names) == ("run", 3, ["cat", "dog", "frog"])
-    results = predict_files(rgb_run, [str(tmp_path / "gray.png"), str(tmp_path / "black.jpg")], top_k_classes=3)
+    results = predict_files(rgb_run, [str(tmp_path / "gray.png"), str(tmp_path / "black.jpg")], top_k=3)
     np.testing.assert_allclose(
         probabilities_of(results[0], predictor.class_names),
         keras_reference(rgb_run, np.repeat(gray, 3, axis=-1)),
@@ -121,7 +121,7 @@ def test_cli_prints_the_top_k_of_every_image(digits_run, digit_files, capsys):
     paths = [path for path, _ in digit_files.values()]
     assert main(["predict", digits_run, *paths, "--top-k", "3"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    expected = predict_files(digits_run, paths, top_k_classes=3)
+    expected = predict_files(digits_run, paths, top_k=3)
     assert len(lines) == 4 * len(paths)
     for i, result in enumerate(expected):
         assert lines[4 * i] == result["file"]
@@ -169,9 +169,9 @@ def test_bad_files_are_all_named_before_anything_is_predicted(digits_run, digit_
 def test_bad_arguments_get_clear_errors(digits_run, digit_files, tmp_path):
     image = digit_files["gray.png"][0]
     with pytest.raises(ValueError, match=r"Received: top_k=11"):
-        predict_files(digits_run, [image], top_k_classes=11)
+        predict_files(digits_run, [image], top_k=11)
     with pytest.raises(ValueError, match=r"Received: top_k=0"):
-        predict_files(digits_run, [image], top_k_classes=0)
+        predict_files(digits_run, [image], top_k=0)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_predictor(str(tmp_path / "nothing"))
     with pytest.raises(ValueError, match="neither a run folder"):
