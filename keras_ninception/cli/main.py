@@ -1,4 +1,4 @@
-"""The `ninception` command line: `train`, `evaluate`, `profile` and `tune`.
+"""The `ninception` command line: `train`, `evaluate`, `profile`, `tune`, `export` and `predict`.
 
 The CLI only parses arguments and calls the training layer; errors in the package's own
 words are printed as `ninception: error: ...` with exit status 2, nothing half-written.
@@ -248,6 +248,53 @@ def _tune(args):
     tune(config, resume=args.resume, overwrite=args.overwrite)
 
 
+def _add_export_parser(subparsers):
+    from keras_ninception.deploy.export import FORMATS
+
+    p = subparsers.add_parser(
+        "export",
+        help="export a run's inference model: .keras, SavedModel or LiteRT",
+        description="Export the inference model of a run (aux heads dropped) to a folder with the "
+        "model and metadata.json (class names, input size, preprocessing). saved_model takes "
+        "uint8 images of any size and resizes and scales inside; litert takes uint8 images at the "
+        "model's size and scales inside; keras takes preprocessed float32 images.",
+    )
+    p.add_argument("run_dir")
+    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--output", default=None, help="export folder (default: RUN_DIR/export/<format>)")
+    p.add_argument("--overwrite", action="store_true", help="replace the export in --output")
+    p.set_defaults(func=_export)
+
+
+def _export(args):
+    from keras_ninception.deploy.export import export_run
+
+    path = export_run(args.run_dir, args.format, args.output, overwrite=args.overwrite)
+    print(f"Exported {args.format} to {path}")
+
+
+def _add_predict_parser(subparsers):
+    p = subparsers.add_parser(
+        "predict",
+        help="top-k classes of JPEG/PNG images with a run or an export",
+        description="Print the top-k classes and probabilities of each image (JPEG or PNG, any "
+        "size, gray or RGB: converted to the model's channels) with a run folder, a .keras or "
+        ".tflite file, or an export folder. Every file is checked before anything is predicted.",
+    )
+    p.add_argument("model", metavar="RUN_DIR_OR_EXPORT")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top-k", type=int, default=None, help="classes per image (default: 5, at most the class count)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_predict)
+
+
+def _predict(args):
+    from keras_ninception.deploy.predict import format_json, format_predictions, predict_files
+
+    results = predict_files(args.model, args.images, args.top_k)
+    print(format_json(results) if args.json else format_predictions(results))
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="ninception", description=DESCRIPTION)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -255,6 +302,8 @@ def build_parser():
     _add_evaluate_parser(subparsers)
     _add_profile_parser(subparsers)
     _add_tune_parser(subparsers)
+    _add_export_parser(subparsers)
+    _add_predict_parser(subparsers)
     return parser
 
 

@@ -368,4 +368,6 @@ def to_inference_model(model):
             f"{getattr(model, 'output_names', None)}"
         )
     main = model.get_layer("main").output
-    return keras.Model(model.inputs, main, name=f"{model.name}_inference")
+    # `model.input`, not `model.inputs`: keep the input structure (one tensor, not a list of
+    # one), so the inference model takes a plain batch without a Keras structure warning.
+    return keras.Model(model.input, main, name=f"{model.name}_inference")

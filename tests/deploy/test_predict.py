@@ -1,0 +1,198 @@
+"""`predict`: image files of any size and channel count, with a run folder or any export."""
+
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.datasets import load_digits
+
+from keras_ninception.cli.main import main
+from keras_ninception.deploy import export_run, predict_files
+from keras_ninception.deploy.export import inference_model, preprocess
+from keras_ninception.deploy.predict import load_predictor, read_images
+from keras_ninception.training.evaluate import load_run
+from tests.data.images import write_image
+from tests.deploy.conftest import ninception
+
+pytestmark = pytest.mark.slow
+
+
+def digit_image(index, height, width):
+    """UCI digit `index` (8x8, values 0-16) as `uint8` `(height, width)`, nearest upscaling."""
+    digit = load_digits().images[index] * (255 / 16)
+    rows = np.arange(height) * 8 // height
+    cols = np.arange(width) * 8 // width
+    return np.round(digit[rows][:, cols]).astype(np.uint8)
+
+
+def probabilities_of(result, class_names):
+    by_name = {p["class_name"]: p["probability"] for p in result["predictions"]}
+    return np.array([by_name[name] for name in class_names])
+
+
+def keras_reference(run_dir, image):
+    """The run's inference model on one `uint8` `(h, w, c)` image, training preprocessing."""
+    model, _ = load_run(run_dir)
+    model = inference_model(model)
+    return model(preprocess(tf.constant(image[None]), model.input_shape[1:3]), training=False).numpy()[0]
+
+
+@pytest.fixture(scope="module")
+def digit_files(tmp_path_factory):
+    """Digits 0, 3 and 7 as files: gray PNG 40x32, RGB PNG 9x13 (equal channels), RGB JPEG 50x50.
+
+    Returns `{name: (path, uint8 array the gray model must see, or None for the JPEG)}`.
+    """
+    root = tmp_path_factory.mktemp("digit_files")
+    gray = digit_image(0, 40, 32)[..., None]
+    rgb = np.repeat(digit_image(3, 9, 13)[..., None], 3, axis=-1)
+    files = {
+        "gray.png": (gray, "png"),
+        "rgb.png": (rgb, "png"),
+        "rgb.jpg": (np.repeat(digit_image(7, 50, 50)[..., None], 3, axis=-1), "jpeg"),
+    }
+    out = {}
+    for name, (image, fmt) in files.items():
+        write_image(str(root / name), image, fmt)
+        out[name] = (str(root / name), rgb[..., :1] if name == "rgb.png" else (gray if name == "gray.png" else None))
+    return out
+
+
+@pytest.fixture(scope="module")
+def digits_model_paths(digits_run, tmp_path_factory):
+    """Every kind of model path `predict` takes, for the digits run."""
+    root = tmp_path_factory.mktemp("digits_exports")
+    exports = {fmt: export_run(digits_run, fmt, output=str(root / fmt)) for fmt in ("keras", "saved_model", "litert")}
+    return {
+        "run": digits_run,
+        "inference.keras": os.path.join(digits_run, "inference.keras"),
+        "keras export": exports["keras"],
+        "keras file": os.path.join(exports["keras"], "model.keras"),
+        "saved_model export": exports["saved_model"],
+        "litert export": exports["litert"],
+        "tflite file": os.path.join(exports["litert"], "model.tflite"),
+    }
+
+
+KINDS = ["run", "inference.keras", "keras export", "keras file", "saved_model export", "litert export", "tflite file"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_model_path_predicts_what_the_keras_model_predicts(kind, digits_run, digits_model_paths, digit_files):
+    class_names = [str(i) for i in range(10)]
+    paths = [path for path, _ in digit_files.values()]
+    results = predict_files(digits_model_paths[kind], paths, top_k=10)
+    assert [r["file"] for r in results] == paths
+    for result, (path, seen) in zip(results, digit_files.values()):
+        assert len(result["predictions"]) == 10
+        probabilities = [p["probability"] for p in result["predictions"]]
+        assert probabilities == sorted(probabilities, reverse=True)
+        if seen is None:  # the JPEG: decoded by TF's JPEG decoder, gray from its luminance
+            seen = tf.io.decode_jpeg(tf.io.read_file(path), channels=1).numpy()
+        np.testing.assert_allclose(
+            probabilities_of(result, class_names), keras_reference(digits_run, seen), atol=1e-5
+        )
+    # The trained run reads the digits: a wrong preprocessing or channel conversion would not.
+    assert [r["predictions"][0]["class_name"] for r in results] == ["0", "3", "7"]
+
+
+def test_gray_files_are_repeated_into_rgb_for_an_rgb_model(rgb_run, tmp_path):
+    rng = np.random.default_rng(0)
+    gray = np.clip(128 + rng.integers(-40, 41, (23, 31, 1)), 0, 255).astype(np.uint8)
+    write_image(str(tmp_path / "gray.png"), gray)
+    black = np.zeros((50, 20, 3), np.uint8)
+    write_image(str(tmp_path / "black.jpg"), black, "jpeg")
+    predictor = load_predictor(rgb_run)
+    assert (predictor.kind, predictor.channels, predictor.class_names) == ("run", 3, ["cat", "dog", "frog"])
+    results = predict_files(rgb_run, [str(tmp_path / "gray.png"), str(tmp_path / "black.jpg")], top_k=3)
+    np.testing.assert_allclose(
+        probabilities_of(results[0], predictor.class_names),
+        keras_reference(rgb_run, np.repeat(gray, 3, axis=-1)),
+        atol=1e-6,
+    )
+    # Classes are constant colours: cat 0 (black), dog 128 (gray), frog 255.
+    assert [r["predictions"][0]["class_name"] for r in results] == ["dog", "cat"]
+
+
+def test_cli_prints_the_top_k_of_every_image(digits_run, digit_files, capsys):
+    paths = [path for path, _ in digit_files.values()]
+    assert main(["predict", digits_run, *paths, "--top-k", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    expected = predict_files(digits_run, paths, top_k=3)
+    assert len(lines) == 4 * len(paths)
+    for i, result in enumerate(expected):
+        assert lines[4 * i] == result["file"]
+        for rank, prediction in enumerate(result["predictions"], 1):
+            match = re.fullmatch(r"  (\d)\. (\S+)  (\d\.\d{4})", lines[4 * i + rank])
+            assert match, lines[4 * i + rank]
+            assert (int(match[1]), match[2]) == (rank, prediction["class_name"])
+            assert float(match[3]) == pytest.approx(prediction["probability"], abs=5e-5)
+
+    assert main(["predict", digits_run, paths[0], "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert [p["class_name"] for p in printed[0]["predictions"]] == [
+        p["class_name"] for p in predict_files(digits_run, paths[:1])[0]["predictions"]
+    ]
+    assert len(printed[0]["predictions"]) == 5  # the default top-k
+
+
+def test_bad_files_are_all_named_before_anything_is_predicted(digits_run, digit_files, tmp_path, capsys):
+    good = digit_files["gray.png"][0]
+    (tmp_path / "notes.jpg").write_text("not an image")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "folder.png").mkdir()
+    png = open(good, "rb").read()
+    (tmp_path / "cut.png").write_bytes(png[: len(png) // 2])
+    bad = {
+        "notes.jpg": "not a JPEG or PNG file",
+        "empty.png": "empty file",
+        "folder.png": "a directory",
+        "missing.jpg": "cannot be read",
+        "cut.png": "truncated",
+    }
+    paths = [good] + [str(tmp_path / name) for name in bad]
+    with pytest.raises(ValueError, match="Cannot read 5 of 6 image files") as error:
+        read_images(paths, channels=1)
+    for name, reason in bad.items():
+        assert f"{tmp_path / name} ({reason}" in str(error.value)
+    assert good not in str(error.value)
+
+    assert main(["predict", digits_run, *paths]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("ninception predict: error: Cannot read 5 of 6 image files (nothing was predicted)")
+
+
+def test_bad_arguments_get_clear_errors(digits_run, digit_files, tmp_path):
+    image = digit_files["gray.png"][0]
+    with pytest.raises(ValueError, match=r"Received: top_k=11"):
+        predict_files(digits_run, [image], top_k=11)
+    with pytest.raises(ValueError, match=r"Received: top_k=0"):
+        predict_files(digits_run, [image], top_k=0)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_predictor(str(tmp_path / "nothing"))
+    with pytest.raises(ValueError, match="neither a run folder"):
+        load_predictor(str(tmp_path))
+    with pytest.raises(ValueError, match="is not a model"):
+        load_predictor(image)
+    (tmp_path / "junk.keras").write_text("junk")
+    with pytest.raises(ValueError, match="not a readable .keras model file"):
+        load_predictor(str(tmp_path / "junk.keras"))
+    (tmp_path / "junk.tflite").write_text("junk")
+    with pytest.raises(ValueError, match="not a readable LiteRT model"):
+        load_predictor(str(tmp_path / "junk.tflite"))
+
+
+def test_the_predict_command(digits_model_paths, digit_files):
+    """The installed-command path, once, in a subprocess (with the LiteRT export)."""
+    path = digit_files["rgb.png"][0]
+    result = ninception("predict", digits_model_paths["litert export"], path, "--top-k", "2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == path and len(lines) == 3 and lines[1].startswith("  1. 3  ")
+    result = ninception("predict", digits_model_paths["litert export"], path + ".missing")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{path}.missing (cannot be read" in result.stderr
