@@ -19,6 +19,7 @@ environment variables `KERASTUNER_TUNER_ID`, `KERASTUNER_ORACLE_IP` and
 `KERASTUNER_ORACLE_PORT`, which this module reads and never sets; see `tuning/README.md`.
 """
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -514,26 +515,33 @@ def _trial_history(trial):
 def _best_model(config, tuner, hypermodel, splits, verbose):
     """`(model, history)` of the best trial: restored from its checkpoint, or retrained."""
     best = tuner.oracle.get_best_trials(1)[0]
+    # Under a per-trial strategy the best model's variables (optimizer state included) are
+    # made in its scope, as KerasTuner does for the trials. (`tuner.load_model` enters the
+    # scope itself and clears the Keras session, which would drop an outer scope.)
+    strategy = getattr(tuner, "distribution_strategy", None)
+    scope = strategy.scope if strategy is not None else contextlib.nullcontext
     if config.best_model == "restore":
         with warnings.catch_warnings():
             # The checkpoint holds the trial's optimizer state; only the weights are restored.
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             model = tuner.load_model(best)
         # A fresh optimizer state (zeros), built so that model.keras reloads without a warning.
-        model.optimizer.build(model.trainable_variables)
+        with scope():
+            model.optimizer.build(model.trainable_variables)
         return model, _trial_history(best)
     keras.utils.set_random_seed(config.seed)
     hp = best.hyperparameters
-    model = hypermodel.build(hp)
-    history = hypermodel.fit(
-        hp,
-        model,
-        splits.train,
-        validation_data=splits.validation,
-        epochs=config.epochs,
-        callbacks=make_callbacks(config.run_dir),
-        verbose=verbose,
-    )
+    with scope():
+        model = hypermodel.build(hp)
+        history = hypermodel.fit(
+            hp,
+            model,
+            splits.train,
+            validation_data=splits.validation,
+            epochs=config.epochs,
+            callbacks=make_callbacks(config.run_dir),
+            verbose=verbose,
+        )
     return model, {k: [float(v) for v in values] for k, values in history.history.items()}
 
 

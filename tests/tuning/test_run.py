@@ -240,3 +240,32 @@ def test_googlenet_search_with_aux_heads_and_tuned_batch_size(tmp_path):
     assert {"epoch_main_loss", "epoch_aux1_accuracy", "epoch_aux2_loss", "epoch_main_accuracy"} <= set(validation.Tags()["tensors"])
     inference = keras.saving.load_model(tmp_path / "run" / "inference.keras")
     assert inference.output_names == ["main"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("best_model", ["restore", "retrain"])
+def test_mirrored_strategy_builds_each_trial_under_the_strategy(tmp_path, monkeypatch, best_model):
+    """`distribution_strategy="mirrored"`: KerasTuner builds and fits every trial's model under
+    `tf.distribute.MirroredStrategy` (here over the one CPU device), and the trial scores."""
+    import tensorflow as tf
+
+    from keras_ninception.tuning import hypermodels
+
+    strategies = []
+    build = hypermodels.HyperNIN.build
+
+    def recording_build(self, hp):
+        strategies.append(type(tf.distribute.get_strategy()).__name__)
+        return build(self, hp)
+
+    monkeypatch.setattr(hypermodels.HyperNIN, "build", recording_build)
+    run_dir = tmp_path / "run"
+    result = tune(
+        tiny(run_dir, max_trials=1, distribution_strategy="mirrored", best_model=best_model), verbose=0
+    )
+    assert [row["status"] for row in result["trials"]] == ["COMPLETED"]
+    # The last two builds, the trial and the best model (restored or retrained), ran under the
+    # strategy; the ones before only read the search space.
+    assert strategies[-2:] == ["MirroredStrategy", "MirroredStrategy"], strategies
+    assert evaluate_run(str(run_dir), split="test", verbose=0)["heads"]["main"]["accuracy"] >= 0.0
+    assert 0.0 <= result["trials"][0]["val_main_accuracy"] <= 1.0
