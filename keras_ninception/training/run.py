@@ -218,9 +218,11 @@ def read_json(path):
         raise ValueError(f"Cannot read {path!r}: {error}") from None
 
 
+# Everything a run folder may hold, including what `ninception export` writes into it later
+# (`export/`): `--overwrite` replaces the run with these, since an old export is of the old model.
 RUN_FILES = (
     "config.json", "model.keras", "inference.keras", "metrics.json", "history.json", "logs", "checkpoints",
-    monitoring.LEARNING_CURVES_FILE,
+    monitoring.LEARNING_CURVES_FILE, "export",
 )
 
 
