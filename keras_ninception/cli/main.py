@@ -14,6 +14,7 @@ DESCRIPTION = "Network in Network and GoogLeNet (Inception v1) for Keras 3."
 
 
 def _add_train_parser(subparsers):
+    from keras_ninception.training.distribute import STRATEGIES
     from keras_ninception.training.run import MODELS, TrainConfig
 
     defaults = TrainConfig()
@@ -57,8 +58,20 @@ def _add_train_parser(subparsers):
     p.add_argument("--on-bad-image", choices=("error", "skip"), default=defaults.on_bad_image)
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--run-dir", default=None, help="run folder (default: saved_models/<model>-<dataset>-<time>)")
+    p.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default=defaults.strategy,
+        help="tf.distribute strategy; --batch-size is the global batch (default: %(default)s: "
+        "multiworker when TF_CONFIG names several workers, mirrored with several GPUs, else none)",
+    )
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--resume", action="store_true", help="continue the interrupted run in --run-dir")
+    group.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run in --run-dir with its saved configuration (the same "
+        "command resumes it without this flag)",
+    )
     group.add_argument("--overwrite", action="store_true", help="replace the run in --run-dir")
     p.set_defaults(func=_train)
 
