@@ -391,11 +391,23 @@ def _finite(logs):
 
 
 class FiniteModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """`ModelCheckpoint` that skips an epoch whose logs hold NaN or inf (keeps the last good)."""
+    """`ModelCheckpoint` that skips an epoch whose logs hold NaN or inf (keeps the last good).
+
+    The file is replaced atomically: Keras saves to `.tmp-<name>` beside `filepath`, which
+    is then renamed into place, so a run killed while saving keeps the previous checkpoint.
+    Other arguments as for `ModelCheckpoint`.
+    """
+
+    def __init__(self, filepath, **kwargs):
+        directory, name = os.path.split(filepath)
+        super().__init__(os.path.join(directory, f".tmp-{name}"), **kwargs)
+        self.final_filepath = filepath
 
     def on_epoch_end(self, epoch, logs=None):
         if _finite(logs):
             super().on_epoch_end(epoch, logs)
+            if os.path.exists(self.filepath):
+                os.replace(self.filepath, self.final_filepath)
 
 
 class FiniteBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -413,7 +425,7 @@ class FiniteBackupAndRestore(keras.callbacks.BackupAndRestore):
     def on_train_begin(self, logs=None):
         if self.restore_dir is None:
             return super().on_train_begin(logs)
-        source = keras.callbacks.BackupAndRestore(self.restore_dir)
+        source = keras.callbacks.BackupAndRestore(self.restore_dir, double_checkpoint=self.double_checkpoint)
         source.set_model(self.model)
         source.on_train_begin(logs)
 
@@ -442,8 +454,11 @@ def make_callbacks(run_dir, hparams=None, restore_dir=None):
       same command, or with `resume=True`) continues from the last completed epoch. The
       backup is kept after `fit` (`delete_checkpoint=False`); `train` removes it once
       `model.keras` is saved, so a run killed while evaluating or saving does not train
-      again. With `restore_dir`, the state is restored from that folder instead.
-    - `ModelCheckpoint(run_dir/checkpoints/last.keras)`: the model after each epoch.
+      again. It keeps the previous epoch's state too (`double_checkpoint=True`): a backup
+      cut short by a kill is replaced by the one before. With `restore_dir`, the state is
+      restored from that folder instead.
+    - `ModelCheckpoint(run_dir/checkpoints/last.keras)`: the model after each epoch,
+      replaced atomically.
     - `TensorBoard(run_dir/logs)`: per-head losses and accuracies (`main_loss`,
       `aux1_accuracy`, ...) and the learning rate, each epoch.
     - `TerminateOnNaN`: stops on a NaN loss. Both checkpoints skip an epoch with a NaN or
@@ -465,7 +480,12 @@ def make_callbacks(run_dir, hparams=None, restore_dir=None):
     return extra + [
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
-        FiniteBackupAndRestore(os.path.join(checkpoints, "backup"), restore_dir=restore_dir, delete_checkpoint=False),
+        FiniteBackupAndRestore(
+            os.path.join(checkpoints, "backup"),
+            restore_dir=restore_dir,
+            double_checkpoint=True,
+            delete_checkpoint=False,
+        ),
         FiniteModelCheckpoint(os.path.join(checkpoints, "last.keras")),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False),
     ]
