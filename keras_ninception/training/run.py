@@ -443,7 +443,7 @@ def hparams_of(config):
     }
 
 
-def make_callbacks(run_dir, hparams=None, restore_dir=None):
+def make_callbacks(run_dir, hparams=None, restore_dir=None, keep_backup=False):
     """Keras callbacks of a run: history, resume state, last checkpoint, TensorBoard, NaN stop.
 
     - `CSVLogger(run_dir/history.csv, append=True)`: one row per finished epoch, kept
@@ -451,12 +451,12 @@ def make_callbacks(run_dir, hparams=None, restore_dir=None):
       epoch is never backed up without its row (a kill in between can repeat a row, and
       `read_history` keeps the last).
     - `BackupAndRestore(run_dir/checkpoints/backup)`: a killed run started again (by the
-      same command, or with `resume=True`) continues from the last completed epoch. The
-      backup is kept after `fit` (`delete_checkpoint=False`); `train` removes it once
-      `model.keras` is saved, so a run killed while evaluating or saving does not train
-      again. It keeps the previous epoch's state too (`double_checkpoint=True`): a backup
-      cut short by a kill is replaced by the one before. With `restore_dir`, the state is
-      restored from that folder instead.
+      same command, or with `resume=True`) continues from the last completed epoch. It
+      keeps the previous epoch's state too (`double_checkpoint=True`): a backup cut short
+      by a kill is replaced by the one before. With `restore_dir`, the state is restored
+      from that folder instead. With `keep_backup`, the backup outlives `fit`
+      (`delete_checkpoint=False`): `train` removes it once `model.keras` is saved, so a
+      run killed while evaluating or saving does not train again.
     - `ModelCheckpoint(run_dir/checkpoints/last.keras)`: the model after each epoch,
       replaced atomically.
     - `TensorBoard(run_dir/logs)`: per-head losses and accuracies (`main_loss`,
@@ -484,7 +484,7 @@ def make_callbacks(run_dir, hparams=None, restore_dir=None):
             os.path.join(checkpoints, "backup"),
             restore_dir=restore_dir,
             double_checkpoint=True,
-            delete_checkpoint=False,
+            delete_checkpoint=not keep_backup,
         ),
         FiniteModelCheckpoint(os.path.join(checkpoints, "last.keras")),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False),
@@ -682,7 +682,7 @@ def _fit_and_save(model, splits, config, run_dir, saved, overwrite, restore_dir,
             splits.train,
             validation_data=splits.validation,
             epochs=config.epochs,
-            callbacks=make_callbacks(run_dir, hparams=hparams_of(config), restore_dir=restore_dir),
+            callbacks=make_callbacks(run_dir, hparams=hparams_of(config), restore_dir=restore_dir, keep_backup=True),
             verbose=verbose,
             shuffle=False,  # the tf.data pipeline shuffles; Keras would only warn
         )
