@@ -14,6 +14,7 @@ DESCRIPTION = "Network in Network and GoogLeNet (Inception v1) for Keras 3."
 
 
 def _add_train_parser(subparsers):
+    from keras_ninception.training.distribute import STRATEGIES
     from keras_ninception.training.run import MODELS, TrainConfig
 
     defaults = TrainConfig()
@@ -81,8 +82,20 @@ def _add_train_parser(subparsers):
         metavar="START[,STOP]",
         help="trace training batches START to STOP (from 1) with the TF profiler, e.g. 10,20 (default: off)",
     )
+    p.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default=defaults.strategy,
+        help="tf.distribute strategy; --batch-size is the global batch (default: %(default)s: "
+        "multiworker when TF_CONFIG names several workers, mirrored with several GPUs, else none)",
+    )
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--resume", action="store_true", help="continue the interrupted run in --run-dir")
+    group.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run in --run-dir with its saved configuration (the same "
+        "command resumes it without this flag)",
+    )
     group.add_argument("--overwrite", action="store_true", help="replace the run in --run-dir")
     p.set_defaults(func=_train)
 

@@ -4,7 +4,9 @@ Every check runs before the first layer is built, and every message names the ar
 the allowed values, and ends with `Received: arg=value` (the keras.applications style).
 """
 
+import json
 import os
+import zipfile
 
 import keras
 from keras import layers
@@ -103,6 +105,54 @@ def apply_pooling(x, pooling, name="global_average_pooling"):
     return x
 
 
+def lambda_layers(path):
+    """The names of the `Lambda` layers in a `.keras` file's `config.json`.
+
+    Returns [] when there is none, or when the file is not a readable `.keras` archive.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return []
+    names, stack = [], [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("class_name") == "Lambda":
+                names.append(str((node.get("config") or {}).get("name", "?")))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return sorted(names)
+
+
+def load_keras_file(path, compile=True):
+    """`keras.saving.load_model(path)` in safe mode: reads configuration and weights, never code.
+
+    A `Lambda` layer holds Python code (Keras serializes its function), and no model of this
+    package has one, so a file with one is refused before Keras reads it.
+
+    Raises:
+        ValueError: the file holds a `Lambda` layer, or is not a readable `.keras` file
+            (the message names the file).
+    """
+    path = os.fspath(path)
+    names = lambda_layers(path)
+    if names:
+        raise ValueError(
+            f"{path!r} holds Python code (a `Lambda` layer: {', '.join(map(repr, names))}). "
+            "keras_ninception loads model files in Keras' safe mode, which reads configuration "
+            "and weights only, never code; rebuild the model without Lambda layers."
+        )
+    try:
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except Exception as error:  # zipfile, h5py and Keras raise many types for a bad file
+        raise ValueError(
+            f"{path!r} is not a readable .keras model file ({str(error).splitlines()[0][:200]})."
+        ) from None
+
+
 def load_weights(model, weights):
     """Loads `weights` (a `.weights.h5` or `.keras` path) into `model`, when given.
 
@@ -118,7 +168,7 @@ def load_weights(model, weights):
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # Keras only warns about weights it skipped
             if str(weights).endswith(".keras"):
-                source = keras.saving.load_model(weights, compile=False)
+                source = load_keras_file(weights, compile=False)
                 model.set_weights(source.get_weights())
             else:
                 model.load_weights(weights)

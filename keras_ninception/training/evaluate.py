@@ -6,6 +6,7 @@ import keras
 
 from keras_ninception.data import load_dataset
 from keras_ninception.checks import check_int
+from keras_ninception.models.common import load_keras_file
 from keras_ninception.training.run import per_head_metrics, read_json
 
 SPLITS = ("train", "validation", "test")
@@ -14,11 +15,13 @@ SPLITS = ("train", "validation", "test")
 def load_run(run_dir):
     """Loads `(model, config)` of a completed run folder.
 
-    The `.keras` file is loaded with Keras' safe mode on (the default) and without
-    `custom_objects`: loading it reads configuration and weights, never code.
+    The `.keras` file is loaded with Keras' safe mode on and without `custom_objects`:
+    loading it reads configuration and weights, never code (`load_keras_file`).
 
     Raises:
         FileNotFoundError: `run_dir` has no `model.keras` or `config.json`.
+        ValueError: `model.keras` holds code (a `Lambda` layer) or is not readable, or
+            `config.json` is not a run configuration.
     """
     model_path = os.path.join(run_dir, "model.keras")
     config_path = os.path.join(run_dir, "config.json")
@@ -30,14 +33,7 @@ def load_run(run_dir):
     config = read_json(config_path)
     if not isinstance(config, dict) or not isinstance(config.get("train_config"), dict):
         raise ValueError(f"{config_path!r} is not a run configuration (no 'train_config').")
-    try:
-        model = keras.saving.load_model(model_path)
-    except Exception as error:  # zipfile, h5py and Keras raise many types for a bad file
-        raise ValueError(
-            f"{model_path!r} is not a readable .keras model file "
-            f"({str(error).splitlines()[0][:200]})."
-        ) from None
-    return model, config
+    return load_keras_file(model_path), config
 
 
 def check_compatible(model, splits, class_names=None):

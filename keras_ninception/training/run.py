@@ -1,12 +1,14 @@
 """Training runs: data → builder → compile → `model.fit` → a run folder under `saved_models/`.
 
 A run folder holds `config.json` (the resolved configuration), `logs/` (TensorBoard),
-`checkpoints/` (`last.keras` and the `BackupAndRestore` state), and at the end
-`model.keras` (every head), `inference.keras` (aux heads removed), `metrics.json`,
-`history.json` and `learning_curves.png`. Every file is written to a temporary name and
-renamed into place, so a crash never leaves a half-written file under its final name.
+`checkpoints/` (`last.keras` and the `BackupAndRestore` state), `history.csv` (one row per
+finished epoch, appended across resumes), and at the end `model.keras` (every head),
+`inference.keras` (aux heads removed), `metrics.json`, `history.json` and
+`learning_curves.png`. Every file is written to a temporary name and renamed into place,
+so a crash never leaves a half-written file under its final name.
 """
 
+import csv
 import dataclasses
 import datetime
 import json
@@ -23,6 +25,7 @@ from keras_ninception.checks import check_bool, check_choice, check_int, check_n
 from keras_ninception.data import load_dataset
 from keras_ninception.models import build_googlenet, build_nin, min_input_size, to_inference_model
 from keras_ninception.training import monitoring
+from keras_ninception.training import distribute
 from keras_ninception.training.compile import compile_model
 
 DEFAULT_RUNS_DIR = "saved_models"
@@ -76,6 +79,12 @@ class TrainConfig:
         profile_batch: None (default, no profiling), a batch number, `(start, stop)` or
             `"start,stop"`: the training batches (from 1) the TF profiler traces (Keras'
             `TensorBoard` argument); stored as `(start, stop)`.
+        strategy: `"auto"` (default), `"none"`, `"mirrored"` or `"multiworker"`: the
+            `tf.distribute` strategy (see `keras_ninception.training.distribute`; `"auto"`
+            is multi-worker when `TF_CONFIG` names several workers, mirrored with more than
+            one GPU, else none). `batch_size` is the global batch, split between replicas.
+            How a run is executed, not what it trains: a run may resume under another
+            strategy.
     """
 
     model: str = "googlenet"
@@ -101,6 +110,7 @@ class TrainConfig:
     num_summary_images: int = 16
     histogram_freq: int = 0
     profile_batch: tuple[int, int] | None = None
+    strategy: str = "auto"
 
     def validate(self):
         """Raises ValueError, in the package's words, for a bad field. Returns self.
@@ -115,6 +125,7 @@ class TrainConfig:
                 raise ValueError(f"`{field}` must be a non-empty string or path. Received: {field}={value!r}")
             setattr(self, field, os.fspath(value))
         check_choice("model", self.model, MODELS)
+        check_choice("strategy", self.strategy, distribute.STRATEGIES)
         check_int("epochs", self.epochs)
         check_int("batch_size", self.batch_size)
         if self.image_size is not None:
@@ -221,9 +232,12 @@ def read_json(path):
 # Everything a run folder may hold, including what `ninception export` writes into it later
 # (`export/`): `--overwrite` replaces the run with these, since an old export is of the old model.
 RUN_FILES = (
-    "config.json", "model.keras", "inference.keras", "metrics.json", "history.json", "logs", "checkpoints",
-    monitoring.LEARNING_CURVES_FILE, "export",
+    "config.json", "model.keras", "inference.keras", "metrics.json", "history.json", "history.csv", "logs",
+    "checkpoints", monitoring.LEARNING_CURVES_FILE, "export",
 )
+# TrainConfig fields that say how and where a run is executed, not what it trains: they are
+# not compared when the same command resumes a run, and `resume` takes them from the call.
+EXECUTION_FIELDS = ("run_dir", "strategy")
 
 
 def check_run_folder(run_dir, resume, overwrite, markers, own_files, kind="run"):
@@ -285,19 +299,66 @@ def clear_run_folder(run_dir, own_files):
             os.remove(path)
 
 
-def _check_run_dir(run_dir, resume, overwrite):
-    """`check_run_folder` for a train run; returns the saved `config.json` when resuming."""
+def _read_saved_run(run_dir):
+    """The `config.json` of the run in `run_dir`; raises ValueError when it is not one."""
+    path = os.path.join(run_dir, "config.json")
+    saved = read_json(path)
+    if not isinstance(saved, dict) or not isinstance(saved.get("train_config"), dict):
+        raise ValueError(f"{path!r} is not a run configuration.")
+    return saved
+
+
+def _saved_config(saved, config):
+    """The `TrainConfig` saved in `config.json`, with the execution fields of `config`."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    restored = TrainConfig(**{k: v for k, v in saved["train_config"].items() if k in fields})
+    for field in EXECUTION_FIELDS:
+        setattr(restored, field, getattr(config, field))
+    return restored.validate().resolved()
+
+
+def _config_differences(saved_config, config):
+    """`epochs: 3 saved, 4 now; ...` for the fields (not EXECUTION_FIELDS) that differ."""
+    saved_fields, fields = dataclasses.asdict(saved_config), dataclasses.asdict(config)
+    return "; ".join(
+        f"{name}: {saved_fields[name]!r} saved, {fields[name]!r} now"
+        for name in fields
+        if name not in EXECUTION_FIELDS and saved_fields[name] != fields[name]
+    )
+
+
+def _check_run_dir(run_dir, resume, overwrite, config):
+    """`check_run_folder` for a train run, plus resuming an interrupted run by the same command.
+
+    A folder with `config.json` and no `model.keras` holds an interrupted run. Without
+    `resume` or `overwrite`, it is resumed when its saved configuration equals `config`
+    (`EXECUTION_FIELDS` aside), and refused otherwise.
+
+    Returns:
+        `(saved, automatic)`: the saved `config.json` when resuming (else None), and
+        whether the resume was chosen here rather than asked for.
+    """
+    interrupted = os.path.isfile(os.path.join(run_dir, "config.json")) and not os.path.exists(
+        os.path.join(run_dir, "model.keras")
+    )
+    if interrupted and not resume and not overwrite:
+        saved = _read_saved_run(run_dir)
+        differences = _config_differences(_saved_config(saved, config), config)
+        if differences:
+            raise FileExistsError(
+                f"Run folder {run_dir!r} holds an interrupted run with another configuration "
+                f"({differences}). Pass --resume to continue it with its saved configuration, "
+                "--overwrite to replace it, or choose another --run-dir (nothing was written)."
+            )
+        return saved, True
     if not check_run_folder(run_dir, resume, overwrite, ("config.json", "model.keras"), RUN_FILES):
-        return None
+        return None, False
     if os.path.exists(os.path.join(run_dir, "model.keras")):
         raise FileExistsError(
             f"The run in {run_dir!r} is already complete (model.keras exists); nothing to "
             "resume. Pass --overwrite to train it again."
         )
-    saved = read_json(os.path.join(run_dir, "config.json"))
-    if not isinstance(saved, dict) or not isinstance(saved.get("train_config"), dict):
-        raise ValueError(f"{os.path.join(run_dir, 'config.json')!r} is not a run configuration.")
-    return saved
+    return _read_saved_run(run_dir), False
 
 
 def load_splits(config):
@@ -351,15 +412,43 @@ def _finite(logs):
 
 
 class FiniteModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """`ModelCheckpoint` that skips an epoch whose logs hold NaN or inf (keeps the last good)."""
+    """`ModelCheckpoint` that skips an epoch whose logs hold NaN or inf (keeps the last good).
+
+    The file is replaced atomically: Keras saves to `.tmp-<name>` beside `filepath`, which
+    is then renamed into place, so a run killed while saving keeps the previous checkpoint.
+    Other arguments as for `ModelCheckpoint`.
+    """
+
+    def __init__(self, filepath, **kwargs):
+        directory, name = os.path.split(filepath)
+        super().__init__(os.path.join(directory, f".tmp-{name}"), **kwargs)
+        self.final_filepath = filepath
 
     def on_epoch_end(self, epoch, logs=None):
         if _finite(logs):
             super().on_epoch_end(epoch, logs)
+            if os.path.exists(self.filepath):
+                os.replace(self.filepath, self.final_filepath)
 
 
 class FiniteBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` that does not back up an epoch whose logs hold NaN or inf."""
+    """`BackupAndRestore` that does not back up an epoch whose logs hold NaN or inf.
+
+    `restore_dir`: restore from the state in this folder instead of `backup_dir` (a
+    multi-worker run's non-chief workers restore the chief's state and back up into their
+    own temporary folder). Other arguments as for `BackupAndRestore`.
+    """
+
+    def __init__(self, backup_dir, restore_dir=None, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.restore_dir = restore_dir
+
+    def on_train_begin(self, logs=None):
+        if self.restore_dir is None:
+            return super().on_train_begin(logs)
+        source = keras.callbacks.BackupAndRestore(self.restore_dir, double_checkpoint=self.double_checkpoint)
+        source.set_model(self.model)
+        source.on_train_begin(logs)
 
     def on_epoch_end(self, epoch, logs=None):
         if _finite(logs):
@@ -379,12 +468,22 @@ def hparams_of(config):
     }
 
 
-def make_callbacks(run_dir, hparams=None, config=None, splits=None):
-    """Keras callbacks of a run: resume state, last checkpoint, TensorBoard, NaN stop.
+def make_callbacks(run_dir, hparams=None, config=None, splits=None, restore_dir=None, keep_backup=False):
+    """Keras callbacks of a run: history, resume state, last checkpoint, TensorBoard, NaN stop.
 
-    - `BackupAndRestore(run_dir/checkpoints/backup)`: a killed run started again with
-      `resume=True` continues from the last completed epoch.
-    - `ModelCheckpoint(run_dir/checkpoints/last.keras)`: the model after each epoch.
+    - `CSVLogger(run_dir/history.csv, append=True)`: one row per finished epoch, kept
+      across resumes (`history.json` is made from it). It runs before the backup, so an
+      epoch is never backed up without its row (a kill in between can repeat a row, and
+      `read_history` keeps the last).
+    - `BackupAndRestore(run_dir/checkpoints/backup)`: a killed run started again (by the
+      same command, or with `resume=True`) continues from the last completed epoch. It
+      keeps the previous epoch's state too (`double_checkpoint=True`): a backup cut short
+      by a kill is replaced by the one before. With `restore_dir`, the state is restored
+      from that folder instead. With `keep_backup`, the backup outlives `fit`
+      (`delete_checkpoint=False`): `train` removes it once `model.keras` is saved, so a
+      run killed while evaluating or saving does not train again.
+    - `ModelCheckpoint(run_dir/checkpoints/last.keras)`: the model after each epoch,
+      replaced atomically.
     - `TensorBoard(run_dir/logs)`: per-head losses and accuracies (`main_loss`,
       `aux1_accuracy`, ...) and the learning rate, each epoch.
     - `TerminateOnNaN`: stops on a NaN loss. Both checkpoints skip an epoch with a NaN or
@@ -423,10 +522,40 @@ def make_callbacks(run_dir, hparams=None, config=None, splits=None):
         )
     return extra + [
         keras.callbacks.TerminateOnNaN(),
-        FiniteBackupAndRestore(os.path.join(checkpoints, "backup")),
+        keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
+        FiniteBackupAndRestore(
+            os.path.join(checkpoints, "backup"),
+            restore_dir=restore_dir,
+            double_checkpoint=True,
+            delete_checkpoint=not keep_backup,
+        ),
         FiniteModelCheckpoint(os.path.join(checkpoints, "last.keras")),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False, **tensorboard),
     ]
+
+
+def read_history(path):
+    """`{"loss": [...], "val_main_accuracy": [...], ...}`, one value per epoch, from a `CSVLogger` file.
+
+    An epoch written twice (a run killed between its row and its backup, then resumed)
+    keeps its last row; a row cut short by a kill is skipped. `"NA"` values become NaN.
+    Returns `{}` when the file does not exist.
+    """
+    if not os.path.exists(path):
+        return {}
+    rows = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            if None in row or None in row.values():
+                continue
+            try:
+                epoch = int(row.pop("epoch"))
+                rows[epoch] = {k: math.nan if v == "NA" else float(v) for k, v in row.items()}
+            except ValueError:
+                continue
+    epochs = sorted(rows)
+    keys = sorted({k for values in rows.values() for k in values})
+    return {k: [rows[e].get(k, math.nan) for e in epochs] for k in keys}
 
 
 def per_head_metrics(logs, output_names):
@@ -469,51 +598,110 @@ def format_accuracy(metrics):
 def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
     """Trains a NIN or GoogLeNet with `model.fit` and saves the run.
 
+    A run folder that holds an interrupted run (`config.json`, no `model.keras`) with the
+    same configuration is resumed from its last completed epoch without `resume`: the same
+    command, started again, continues.
+
+    Under `config.strategy` `"multiworker"` every worker runs this with the same
+    configuration; only the chief writes `run_dir`. The other workers write their
+    checkpoints and files into a temporary folder, deleted at the end (the pattern of
+    TensorFlow's multi-worker Keras tutorial: saving reads variables with collective ops,
+    so every worker saves), and restore the chief's backup when the run resumes (so
+    resuming a multi-worker run needs `run_dir` on a file system every worker reads).
+
     Args:
         config: a `TrainConfig` (default: `TrainConfig()`, GoogLeNet with aux heads on the
             embedded digits).
         resume: continue the interrupted run in `config.run_dir` from its last completed
-            epoch, with the configuration saved there.
+            epoch, with the configuration saved there (the strategy is the one given now).
         overwrite: delete the run in `config.run_dir` first.
         verbose: Keras verbosity for `fit`/`evaluate` (`"auto"` shows progress bars).
 
     Returns:
         dict: `{"run_dir": ..., "metrics": ..., "history": ...}`; metrics as in
-        `metrics.json`.
+        `metrics.json`, history as in `history.json` (every epoch, resumed ones too).
 
     Raises:
-        ValueError: a bad configuration or dataset (before anything is written).
-        FileExistsError: `run_dir` already holds a run and neither `resume` nor
-            `overwrite` was given.
+        ValueError: a bad configuration, dataset or `TF_CONFIG` (before anything is
+            written).
+        FileExistsError: `run_dir` already holds a complete run, or an interrupted one
+            with another configuration, and neither `resume` nor `overwrite` was given.
         FileNotFoundError: `resume` without a run to resume, or a dataset not on disk.
+        FloatingPointError: the loss became NaN or inf (`checkpoints/last.keras` keeps the
+            last good epoch).
     """
     config = dataclasses.replace(config or TrainConfig()).validate().resolved()
+    tf_config = distribute.read_tf_config()
+    strategy_name = distribute.resolve_strategy(
+        config.strategy, tf_config, len(tf.config.list_physical_devices("GPU"))
+    )
+    role = distribute.worker_role(strategy_name, tf_config)
     if config.run_dir is None:
         if resume:
             raise ValueError("`resume` needs the `run_dir` of the run to continue.")
         config.run_dir = default_run_dir(config)
     run_dir = config.run_dir
-    saved = _check_run_dir(run_dir, resume, overwrite)
+    if role.is_chief:
+        saved, automatic = _check_run_dir(run_dir, resume, overwrite, config)
+    else:  # the chief checks the folder; a worker reads the saved run where it can
+        shared = resume and os.path.isfile(os.path.join(run_dir, "config.json"))
+        saved, automatic = (_read_saved_run(run_dir) if shared else None), False
     if saved is not None:
-        fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        config = TrainConfig(**{k: v for k, v in saved["train_config"].items() if k in fields})
-        config.run_dir = run_dir  # the folder given now, even if the run was moved
-        config = config.validate().resolved()
-        print(f"Resuming {run_dir} with its saved configuration (other training flags are ignored).")
+        config = _saved_config(saved, config)  # run_dir: the folder given now, even if moved
+        if automatic:
+            print(f"Resuming the interrupted run in {run_dir} (same configuration).")
+        else:
+            print(f"Resuming {run_dir} with its saved configuration (other training flags are ignored).")
+
+    # Before any other TensorFlow work (MultiWorkerMirroredStrategy's requirement).
+    strategy = distribute.make_strategy(strategy_name)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ValueError(
+            f"`batch_size` is the global batch and must be a multiple of the {replicas} "
+            f"replicas, so that each gets the same share. Received: batch_size={config.batch_size}"
+        )
+    if strategy_name != "none":
+        print(f"Strategy {distribute.describe(strategy_name, strategy, config.batch_size)}")
+    if not role.is_chief:
+        print(f"Worker {role.task_type} {role.task_id}: the chief writes {run_dir}.")
 
     keras.utils.set_random_seed(config.seed)
     splits = load_splits(config)
-    model = build_model(config, splits.input_shape, splits.num_classes)
+    splits = dataclasses.replace(
+        splits,
+        train=distribute.shard_by_data(splits.train),
+        validation=distribute.shard_by_data(splits.validation),
+        test=distribute.shard_by_data(splits.test),
+    )
     steps_per_epoch = math.ceil(splits.num_examples["train"] / config.batch_size)
     monitoring.check_profile_batch(config.profile_batch, steps_per_epoch * config.epochs)
-    compile_model(
-        model,
-        optimizer=config.optimizer,
-        learning_rate=learning_rate_schedule(config, steps_per_epoch),
-        aux_loss_weight=config.aux_loss_weight,
-        weight_decay=config.weight_decay,
-    )
+    with strategy.scope():
+        model = build_model(config, splits.input_shape, splits.num_classes)
+        compile_model(
+            model,
+            optimizer=config.optimizer,
+            learning_rate=learning_rate_schedule(config, steps_per_epoch),
+            aux_loss_weight=config.aux_loss_weight,
+            weight_decay=config.weight_decay,
+        )
 
+    if role.is_chief:
+        return _fit_and_save(model, splits, config, run_dir, saved, overwrite, None, verbose)
+    work_dir = tempfile.mkdtemp(prefix=f"ninception-{role.task_type}{role.task_id}-")
+    restore_dir = None if overwrite else os.path.join(run_dir, "checkpoints", "backup")
+    try:
+        return _fit_and_save(model, splits, config, work_dir, saved, False, restore_dir, verbose)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _fit_and_save(model, splits, config, run_dir, saved, overwrite, restore_dir, verbose):
+    """`model.fit`, evaluation and the run files, all written into `run_dir` (see `train`).
+
+    `run_dir` is a non-chief worker's temporary folder in a multi-worker run; its result
+    then names `config.run_dir`, the chief's folder.
+    """
     # Data and model are ready: only now is anything deleted or written.
     if overwrite:
         clear_run_folder(run_dir, RUN_FILES)
@@ -538,7 +726,14 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
             splits.train,
             validation_data=splits.validation,
             epochs=config.epochs,
-            callbacks=make_callbacks(run_dir, hparams=hparams_of(config), config=config, splits=splits),
+            callbacks=make_callbacks(
+                run_dir,
+                hparams=hparams_of(config),
+                config=config,
+                splits=splits,
+                restore_dir=restore_dir,
+                keep_backup=True,
+            ),
             verbose=verbose,
             shuffle=False,  # the tf.data pipeline shuffles; Keras would only warn
         )
@@ -555,23 +750,26 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
     if any(not math.isfinite(v) for v in history.history.get("loss", [])[-1:]):
         raise FloatingPointError(
             "Training stopped on a NaN or inf loss; lower --learning-rate. The last good "
-            f"epoch, if any, is in {os.path.join(run_dir, 'checkpoints', 'last.keras')}."
+            f"epoch, if any, is in {os.path.join(config.run_dir, 'checkpoints', 'last.keras')}."
         )
 
     metrics = evaluate_splits(model, splits, verbose=verbose)
-    history_dict = {k: [float(v) for v in values] for k, values in history.history.items()}
+    # Every epoch, also those before a resume (fit's history has only this call's).
+    history_dict = read_history(os.path.join(run_dir, "history.csv"))
     write_json_atomic(os.path.join(run_dir, "history.json"), history_dict)
     monitoring.plot_learning_curves(history_dict, os.path.join(run_dir, monitoring.LEARNING_CURVES_FILE))
     write_json_atomic(os.path.join(run_dir, "metrics.json"), metrics)
     save_model_atomic(to_inference_model(model), os.path.join(run_dir, "inference.keras"))
-    # model.keras last: its presence marks the run as complete.
+    # model.keras last: its presence marks the run as complete. Then the backup can go.
     save_model_atomic(model, os.path.join(run_dir, "model.keras"))
+    shutil.rmtree(os.path.join(run_dir, "checkpoints", "backup"), ignore_errors=True)
 
-    final = metrics.get("test", metrics["validation"])
-    split = "test" if "test" in metrics else "validation"
-    print(f"Final {split} accuracy ({final['num_examples']} images): {format_accuracy(final)}")
-    print(f"Run saved in {run_dir}")
-    return {"run_dir": run_dir, "metrics": metrics, "history": history_dict}
+    if run_dir == config.run_dir:
+        final = metrics.get("test", metrics["validation"])
+        split = "test" if "test" in metrics else "validation"
+        print(f"Final {split} accuracy ({final['num_examples']} images): {format_accuracy(final)}")
+        print(f"Run saved in {run_dir}")
+    return {"run_dir": config.run_dir, "metrics": metrics, "history": history_dict}
 
 
 def _version():
