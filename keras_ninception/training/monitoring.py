@@ -259,8 +259,10 @@ class ValidationImageSummaries(keras.callbacks.Callback):
         self.class_names = tuple(str(name) for name in class_names)
         self.output_name = output_name
         self._writer = None
+        self._forward = None
 
     def on_train_begin(self, logs=None):
+        self._forward = None  # traced again for this model
         names = list(self.model.output_names)
         if len(names) > 1 and self.output_name not in names:
             raise ValueError(f"The model has no output {self.output_name!r} to show in TensorBoard; its outputs are "
@@ -278,13 +280,25 @@ class ValidationImageSummaries(keras.callbacks.Callback):
             return values[list(self.model.output_names).index(self.output_name)]
         return values
 
+    def _local_forward(self):
+        """The model's forward pass on this process alone, as a `tf.function`.
+
+        Not `predict_on_batch`: under a multi-worker strategy `predict` is a collective that
+        gathers every worker's batch, while the labels here are this process's own. Each
+        worker computes its own summaries (only the chief's reach the run folder).
+        """
+        if self._forward is None:
+            model = self.model
+            self._forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        return self._forward
+
     def predict(self):
         """`(images, labels, predictions)`: the first `num_images` images, and the labels and
         predicted classes of all examples in the first `max_batches` validation batches."""
         images, labels, predictions = [], [], []
         kept = 0
         for x, y in self.validation_data.take(self.max_batches):
-            probabilities = self._head(self.model.predict_on_batch(x))
+            probabilities = self._head(self._local_forward()(x))
             labels.append(np.asarray(self._head(y)).reshape(-1))
             predictions.append(np.argmax(np.asarray(probabilities), axis=-1))
             if kept < self.num_images:
