@@ -368,4 +368,6 @@ def to_inference_model(model):
             f"{getattr(model, 'output_names', None)}"
         )
     main = model.get_layer("main").output
-    return keras.Model(model.inputs, main, name=f"{model.name}_inference")
+    # `model.input` keeps the input structure (a tensor, not a one-element list), so calling
+    # the inference model on a tensor gives no structure warning.
+    return keras.Model(model.input, main, name=f"{model.name}_inference")

@@ -199,7 +199,11 @@ def read_json(path):
         raise ValueError(f"Cannot read {path!r}: {error}") from None
 
 
-RUN_FILES = ("config.json", "model.keras", "inference.keras", "metrics.json", "history.json", "logs", "checkpoints")
+# `evaluation/` holds the reports of `ninception evaluate` (see training/heads.py).
+RUN_FILES = (
+    "config.json", "model.keras", "inference.keras", "metrics.json", "history.json", "logs", "checkpoints",
+    "evaluation",
+)
 
 
 def check_run_folder(run_dir, resume, overwrite, markers, own_files, kind="run"):
@@ -388,7 +392,8 @@ def per_head_metrics(logs, output_names):
 
     Returns:
         `{"loss": total, "heads": {"main": {"loss": ..., "accuracy": ...}, ...}}`. For a
-        single-output model the head's loss is the total loss.
+        single-output model the head's loss is the total loss. A head gets
+        `"top5_accuracy"` too when the logs have `{head}_top5_accuracy`.
     """
     names = list(output_names)
     heads = {}
@@ -397,6 +402,8 @@ def per_head_metrics(logs, output_names):
             "loss": float(logs.get(f"{name}_loss", logs["loss"] if len(names) == 1 else math.nan)),
             "accuracy": float(logs[f"{name}_accuracy"]),
         }
+        if f"{name}_top5_accuracy" in logs:
+            heads[name]["top5_accuracy"] = float(logs[f"{name}_top5_accuracy"])
     return {"loss": float(logs["loss"]), "heads": heads}
 
 
