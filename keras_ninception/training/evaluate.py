@@ -14,6 +14,7 @@ import keras
 from keras_ninception.checks import check_int
 from keras_ninception.data import load_dataset
 from keras_ninception.models import head_models
+from keras_ninception.models.profile import profile_model
 from keras_ninception.training.compile import compile_model
 from keras_ninception.training.run import per_head_metrics, read_json
 
@@ -144,7 +145,10 @@ def compile_for_evaluation(model, config=None):
 
     if len(names) == 1:
         # Named in full, as compile_model names a single output's accuracy.
-        metrics = [keras.metrics.SparseCategoricalAccuracy(name=f"{names[0]}_accuracy"), top_k(f"{names[0]}_top5_accuracy")]
+        metrics = [
+            keras.metrics.SparseCategoricalAccuracy(name=f"{names[0]}_accuracy"),
+            top_k(f"{names[0]}_top5_accuracy"),
+        ]
     else:  # Keras prefixes each metric with its output's name: main_top5_accuracy.
         metrics = {name: ["accuracy", top_k("top5_accuracy")] for name in names}
     model.compile(**{**compile_config, "optimizer": model.optimizer, "metrics": metrics})
@@ -221,11 +225,12 @@ def evaluate_run(
 
     Returns:
         `{"run_dir", "dataset", "split", "num_examples", "loss", "top_k", "latency",
-        "heads": {"main": {"loss", "accuracy", "top5_accuracy", "params",
+        "heads": {"main": {"loss", "accuracy", "top5_accuracy", "params", "macs_per_image",
         "latency_ms_per_batch", "latency_ms_per_image"}, "aux1": ..., "aux2": ...}}`.
         `accuracy` is top-1; `top5_accuracy` is top-`top_k` with `top_k = min(5,
         num_classes)`; `params` is `count_params()` of the head's network (BatchNorm moving
-        statistics included); latencies are milliseconds, measured as `latency` says
+        statistics included); `macs_per_image` its multiply-adds per image
+        (`keras_ninception.models.profile.profile_model`); latencies are milliseconds, measured as `latency` says
         (`{"batch_size", "repeats", "warmup", "device", "method"}`). A pruned run adds
         `"pruned_from"` (its `config.json` note).
 
@@ -270,6 +275,7 @@ def evaluate_run(
     for name, network in head_models(model).items():
         head = result["heads"][name]
         head["params"] = int(network.count_params())
+        head["macs_per_image"] = int(profile_model(network).macs)
         timing = {"latency_ms_per_batch": None, "latency_ms_per_image": None}
         if latency_repeats:
             timing = measure_latency(network, images, latency_repeats, latency_warmup)

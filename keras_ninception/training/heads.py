@@ -39,25 +39,31 @@ EVALUATION_DIR = "evaluation"
 PRUNED_RUN_FILES = ("config.json", "model.keras", "inference.keras", "metrics.json", EVALUATION_DIR)
 # `auto`: a head within 1 point (absolute) of the best head's top-1 accuracy is good enough.
 DEFAULT_TOLERANCE = 0.01
-# Accuracies are float32 ratios; a head exactly `tolerance` below the best still counts.
-_EPSILON = 1e-9
+# Accuracies are float32 ratios (rounding error up to ~6e-8): a head exactly `tolerance` below
+# the best still counts, with this slack.
+_EPSILON = 1e-6
 
 
 def format_evaluation(result):
     """The per-head table of an `evaluate_run` result, as text."""
     latency = result.get("latency") or {}
+    timing = "latency not measured"
+    if latency.get("repeats"):
+        timing = (
+            f"latency: median of {latency['repeats']} predict_on_batch calls on a batch of "
+            f"{latency.get('batch_size')} ({latency.get('device')})"
+        )
     lines = [
         f"{result['dataset']} / {result['split']} ({result['num_examples']} images), total loss "
-        f"{result['loss']:.4f}; latency: median of {latency.get('repeats')} predict_on_batch calls "
-        f"on a batch of {latency.get('batch_size')} ({latency.get('device')})",
+        f"{result['loss']:.4f}; {timing}",
         f"{'head':<6} {'loss':>8} {'top-1':>7} {'top-' + str(result.get('top_k', 5)):>7} "
-        f"{'params':>12} {'ms/batch':>9} {'ms/image':>9}",
+        f"{'params':>12} {'M MACs':>8} {'ms/batch':>9} {'ms/image':>9}",
     ]
     for name, m in result["heads"].items():
         per_batch, per_image = m.get("latency_ms_per_batch"), m.get("latency_ms_per_image")
         lines.append(
             f"{name:<6} {m['loss']:>8.4f} {m['accuracy']:>7.4f} {m.get('top5_accuracy', float('nan')):>7.4f} "
-            f"{m.get('params', 0):>12,} "
+            f"{m.get('params', 0):>12,} {m.get('macs_per_image', 0) / 1e6:>8.1f} "
             f"{'-' if per_batch is None else f'{per_batch:.2f}':>9} "
             f"{'-' if per_image is None else f'{per_image:.3f}':>9}"
         )
@@ -94,8 +100,10 @@ def plot_heads(result, path):
     accuracy.legend(loc="upper center", ncols=2, fontsize=8)
 
     bars = params.bar(positions, [m.get("params", 0) / 1e6 for _, m in heads], color="tab:green")
-    params.bar_label(bars, fmt="%.2f", fontsize=8)
-    params.set(title="parameters (millions)", xticks=positions, xticklabels=names)
+    labels = [f"{m.get('params', 0) / 1e6:.2f} M\n{m.get('macs_per_image', 0) / 1e6:.0f} M MACs" for _, m in heads]
+    params.bar_label(bars, labels=labels, fontsize=8)
+    params.set(title="parameters (millions); MACs per image", xticks=positions, xticklabels=names)
+    params.margins(y=0.15)
 
     times = [m.get("latency_ms_per_image") for _, m in heads]
     if all(t is not None for t in times):
@@ -148,7 +156,8 @@ def select_head(heads, tolerance=DEFAULT_TOLERANCE):
     Args:
         heads: `{name: {"accuracy": top-1 in [0, 1], "params": int}}`.
         tolerance: float >= 0, absolute (0.01 = one percentage point). Default 0.01. A head
-            with accuracy >= best - tolerance qualifies.
+            with accuracy >= best - tolerance qualifies (with 1e-6 slack for float32
+            rounding).
 
     Returns:
         The name of the qualifying head with the fewest parameters (ties: the more accurate).
@@ -177,7 +186,10 @@ def _single_labels(splits):
         return dataset.map(lambda x, y: (x, y["main"]))
 
     return dataclasses.replace(
-        splits, train=main_labels(splits.train), validation=main_labels(splits.validation), test=main_labels(splits.test)
+        splits,
+        train=main_labels(splits.train),
+        validation=main_labels(splits.validation),
+        test=main_labels(splits.test),
     )
 
 

@@ -13,6 +13,7 @@ from keras_ninception import TrainConfig, build_googlenet, train
 from keras_ninception.cli.main import main
 from keras_ninception.models import prune_to_head
 from keras_ninception.models.googlenet import INCEPTION_MODULES
+from keras_ninception.models.profile import profile_model
 from keras_ninception.training.evaluate import evaluate_run, load_run, load_run_splits
 from keras_ninception.training.heads import prune_run, save_evaluation, select_head
 from tests.data.images import write_image
@@ -38,8 +39,14 @@ def test_select_head_takes_the_smallest_head_within_tolerance(tolerance, chosen)
 
 
 def test_select_head_edge_cases():
-    # float32 accuracies: exactly `tolerance` below the best still qualifies.
-    heads = {"main": {"accuracy": float(np.float32(0.99)), "params": 3}, "aux1": {"accuracy": float(np.float32(0.98)), "params": 1}}
+    # Exactly `tolerance` below the best still qualifies, also where float rounding puts
+    # 0.07 - 0.01 above 0.06 (and float32 0.05 - 0.01 above float32 0.04).
+    assert 0.07 - 0.01 > 0.06
+    assert select_head({"main": {"accuracy": 0.07, "params": 3}, "aux1": {"accuracy": 0.06, "params": 1}}, 0.01) == "aux1"
+    heads = {
+        "main": {"accuracy": float(np.float32(0.05)), "params": 3},
+        "aux1": {"accuracy": float(np.float32(0.04)), "params": 1},
+    }
     assert select_head(heads, 0.01) == "aux1"
     # An aux head better than main wins at tolerance 0 when it is smaller.
     assert select_head({"main": {"accuracy": 0.5, "params": 9}, "aux2": {"accuracy": 0.6, "params": 5}}, 0.0) == "aux2"
@@ -92,7 +99,8 @@ def three_class_nin_run(tmp_path_factory):
                 image = np.clip(index * 100 + rng.integers(0, 40, (8, 8, 1)), 0, 255).astype(np.uint8)
                 write_image(str(root / "data" / split / name / f"{i}.png"), image)
     run_dir = str(root / "nin")
-    train(TrainConfig(model="nin", dataset=str(root / "data"), image_size=8, epochs=1, batch_size=4, run_dir=run_dir), verbose=0)
+    config = TrainConfig(model="nin", dataset=str(root / "data"), image_size=8, epochs=1, batch_size=4, run_dir=run_dir)
+    train(config, verbose=0)
     return run_dir
 
 
@@ -116,9 +124,11 @@ def test_evaluate_reports_top5_params_and_latency_of_every_head(googlenet_run, t
         assert head["accuracy"] == pytest.approx(hand_top_k(predictions[name], labels, 1), abs=1e-6)
         assert head["top5_accuracy"] >= head["accuracy"]
         assert head["params"] == prune_to_head(model, name).count_params()
+        assert head["macs_per_image"] == profile_model(prune_to_head(model, name)).macs
         assert head["latency_ms_per_batch"] > 0
         assert head["latency_ms_per_image"] == pytest.approx(head["latency_ms_per_batch"] / 64)
-    assert result["heads"]["aux1"]["params"] < result["heads"]["aux2"]["params"] < result["heads"]["main"]["params"]
+    for key in ("params", "macs_per_image"):
+        assert result["heads"]["aux1"][key] < result["heads"]["aux2"][key] < result["heads"]["main"][key]
     assert result["latency"]["batch_size"] == 64 and result["latency"]["repeats"] == 2
 
     paths = save_evaluation(result, str(tmp_path / "report"))
@@ -224,6 +234,13 @@ def test_cli_evaluate_json_and_prune_never_overwrites_silently(googlenet_run, tm
     report = json.loads(capsys.readouterr().out)  # pure JSON on stdout
     assert set(report["heads"]["aux2"]) >= {"top5_accuracy", "params", "latency_ms_per_image"}
     assert os.path.isfile(report["files"]["png"]) and report["files"]["json"].endswith("validation.json")
+
+    assert main(["evaluate", googlenet_run, "--split", "validation", "--latency-repeats", "0",
+                 "--output-dir", report_dir]) == 0
+    table = capsys.readouterr().out
+    assert "top-1   top-5" in table and "latency not measured" in table
+    assert [line.split()[0] for line in table.splitlines() if line.split()[:1] in (["main"], ["aux1"], ["aux2"])] == [
+        "main", "aux1", "aux2"]
 
     out_dir = str(tmp_path / "aux2")
     assert main(["prune", googlenet_run, "--head", "aux2", "--out-dir", out_dir]) == 0
