@@ -262,3 +262,18 @@ def test_cli_evaluate_json_and_prune_never_overwrites_silently(googlenet_run, tm
         main(["prune", googlenet_run, "--head", "aux1", "--auto"])
     assert main(["prune", googlenet_run, "--auto", "--tolerance", "-1"]) == 2
     assert "Received: tolerance=-1" in capsys.readouterr().err
+
+
+def test_an_evaluated_run_can_still_be_overwritten(tmp_path):
+    """The `evaluation/` reports belong to the run: `--overwrite` may replace them."""
+    from keras_ninception.training.heads import PRUNED_RUN_FILES
+    from keras_ninception.training.run import RUN_FILES, check_run_folder
+
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.keras").write_text("old")
+    (tmp_path / "evaluation").mkdir()
+    for own_files in (RUN_FILES, PRUNED_RUN_FILES):
+        assert check_run_folder(str(tmp_path), False, True, ("config.json", "model.keras"), own_files) is False
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="notes.txt"):
+        check_run_folder(str(tmp_path), False, True, ("config.json", "model.keras"), PRUNED_RUN_FILES)
