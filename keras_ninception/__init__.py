@@ -6,7 +6,8 @@ Public API:
     - Blocks: `apply_mlpconv`, `apply_inception`, `apply_aux_head` (and `apply_conv`,
       `apply_pool`, `apply_classifier`).
     - Training: `compile_model` (loss weights [1, 0.3, 0.3], one loss and accuracy per
-      head), `TrainConfig`, `train`, `evaluate_run`.
+      head), `TrainConfig`, `train`, `evaluate_run` (every head: accuracy, size, latency),
+      `prune_run` (a run cut after one head; `prune_to_head` for a model).
     - Data: `load_dataset` (embedded digits, image folders, TFDS names).
 """
 
@@ -29,8 +30,10 @@ from keras_ninception.models import (
     feature_endpoints,
     load_torchvision_weights,
     min_input_size,
+    prune_to_head,
     to_inference_model,
 )
 from keras_ninception.training import compile_model
 from keras_ninception.training.evaluate import evaluate_run
+from keras_ninception.training.heads import prune_run
 from keras_ninception.training.run import TrainConfig, train

@@ -1,4 +1,4 @@
-"""The `ninception` command line: `train`, `evaluate`, `profile`, `tune`, `export` and `predict`.
+"""The `ninception` command line: `train`, `evaluate`, `prune`, `profile`, `tune`, `export` and `predict`.
 
 The CLI only parses arguments and calls the training layer; errors in the package's own
 words are printed as `ninception: error: ...` with exit status 2, nothing half-written.
@@ -111,8 +111,62 @@ def _add_evaluate_parser(subparsers):
     p.add_argument("--split", default="test", choices=("train", "validation", "test"))
     p.add_argument("--data-dir", default=None)
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (only JSON on stdout)")
+    p.add_argument(
+        "--output-dir",
+        default=None,
+        help="where the report <split>.json and <split>.png go (default: RUN_DIR/evaluation)",
+    )
+    p.add_argument(
+        "--latency-repeats",
+        type=int,
+        default=10,
+        help="timed predict_on_batch calls per head for the latency median (0: skip; default %(default)s)",
+    )
     p.set_defaults(func=_evaluate)
+
+
+def _add_prune_parser(subparsers):
+    from keras_ninception.training.heads import DEFAULT_TOLERANCE
+
+    p = subparsers.add_parser(
+        "prune",
+        help="save a GoogLeNet run cut after one of its heads as a standalone run",
+        description="Cut a trained GoogLeNet after the branch point of one head (aux1: "
+        "inception_4a, aux2: inception_4d, main: the inference model) and save the network up "
+        "to that head as a run folder that `ninception evaluate` reads like any other run.",
+    )
+    p.add_argument("run_dir")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--head", choices=("aux1", "aux2", "main"))
+    group.add_argument(
+        "--auto",
+        action="store_true",
+        help="the smallest head whose validation top-1 accuracy is within --tolerance of the best head's",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help="--auto: absolute accuracy below the best that is still good enough (default %(default)s = 1 point)",
+    )
+    p.add_argument("--out-dir", default=None, help="the new run folder (default: RUN_DIR-<head>)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--overwrite", action="store_true", help="replace the pruned run in --out-dir")
+    p.set_defaults(func=_prune)
+
+
+def _prune(args):
+    from keras_ninception.training.heads import prune_run
+
+    prune_run(
+        args.run_dir,
+        head="auto" if args.auto else args.head,
+        out_dir=args.out_dir,
+        tolerance=args.tolerance,
+        overwrite=args.overwrite,
+        batch_size=args.batch_size,
+    )
 
 
 def _add_profile_parser(subparsers):
@@ -193,6 +247,7 @@ def _train(args):
 
 def _evaluate(args):
     from keras_ninception.training.evaluate import evaluate_run
+    from keras_ninception.training.heads import evaluation_name, format_evaluation, save_evaluation
 
     result = evaluate_run(
         args.run_dir,
@@ -201,14 +256,14 @@ def _evaluate(args):
         data_dir=args.data_dir,
         batch_size=args.batch_size,
         verbose=0 if args.json else "auto",  # keep stdout pure JSON
+        latency_repeats=args.latency_repeats,
     )
+    files = save_evaluation(result, args.output_dir, evaluation_name(args.split, args.dataset))
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps({**result, "files": files}, indent=2))
         return
-    print(f"{result['dataset']} / {result['split']} ({result['num_examples']} images), total loss {result['loss']:.4f}")
-    print(f"{'head':<6} {'loss':>8} {'accuracy':>9}")
-    for name, m in result["heads"].items():
-        print(f"{name:<6} {m['loss']:>8.4f} {m['accuracy']:>9.4f}")
+    print(format_evaluation(result))
+    print(f"Report saved in {files['json']} and {files['png']}")
 
 
 def _add_tune_parser(subparsers):
@@ -313,6 +368,7 @@ def build_parser():
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train_parser(subparsers)
     _add_evaluate_parser(subparsers)
+    _add_prune_parser(subparsers)
     _add_profile_parser(subparsers)
     _add_tune_parser(subparsers)
     _add_export_parser(subparsers)

@@ -12,3 +12,4 @@ from keras_ninception.models.googlenet import (
 from keras_ninception.models.nin import NIN_CONFIGS, build_nin
 from keras_ninception.models.endpoints import build_feature_extractor, feature_endpoints
 from keras_ninception.models.torchvision_weights import load_torchvision_weights
+from keras_ninception.models.prune import HEAD_BRANCH_POINTS, head_models, prune_to_head

@@ -1,15 +1,29 @@
-"""Per-head evaluation of a saved run on any split of any dataset."""
+"""Per-head evaluation of a saved run on any split of any dataset.
+
+For each head (`main`, `aux1`, `aux2`; `main` alone for NIN, no-aux and pruned runs): loss,
+top-1 and top-5 accuracy, and the parameters and measured latency of the network up to that
+head. Reports and charts of the result are written by `keras_ninception.training.heads`.
+"""
 
 import os
+import statistics
+import time
 
 import keras
 
-from keras_ninception.data import load_dataset
 from keras_ninception.checks import check_int
+from keras_ninception.data import load_dataset
+from keras_ninception.models import head_models
 from keras_ninception.models.common import load_keras_file
+from keras_ninception.models.profile import profile_model
+from keras_ninception.training.compile import compile_model
 from keras_ninception.training.run import per_head_metrics, read_json
 
 SPLITS = ("train", "validation", "test")
+TOP_K = 5
+# Latency: timed and untimed `predict_on_batch` calls per head.
+LATENCY_REPEATS = 10
+LATENCY_WARMUP = 2
 
 
 def load_run(run_dir):
@@ -64,34 +78,18 @@ def check_compatible(model, splits, class_names=None):
         )
 
 
-def evaluate_run(run_dir, dataset=None, split="test", data_dir=None, download=False, batch_size=None, verbose="auto"):
-    """Loss and accuracy of every head of a saved run on one split.
+def load_run_splits(model, config, dataset=None, data_dir=None, download=False, batch_size=None):
+    """The dataset of a run (or `dataset`), read as the run was trained, checked against `model`.
 
-    Args:
-        run_dir: a run folder written by `train` (`model.keras` + `config.json`).
-        dataset: a source for `load_dataset` (`"digits"`, a folder, a TFDS name); default
-            the run's own dataset.
-        split: `"train"`, `"validation"` or `"test"` (default). The train split is read
-            without augmentation.
-        data_dir, download: as for `load_dataset`; default the run's.
-        batch_size: default the run's.
-        verbose: Keras verbosity.
-
-    Returns:
-        `{"run_dir", "dataset", "split", "num_examples", "loss", "heads": {"main":
-        {"loss", "accuracy"}, "aux1": ..., "aux2": ...}}`.
+    Images get the run's image size, channels and preprocessing, labels are keyed by the
+    model's output names (plain for a single output), the train split is not augmented.
 
     Raises:
-        ValueError: an unknown split, a bad batch size, a split the dataset lacks, a dataset
-            whose image shape, class count or class names do not fit the model, or an
-            unreadable `model.keras`/`config.json`.
-        FileNotFoundError: `run_dir` is not a completed run.
+        ValueError: a bad batch size, or a dataset whose image shape, class count or class
+            names do not fit the model.
     """
-    if split not in SPLITS:
-        raise ValueError(f"`split` must be one of {list(SPLITS)}. Received: split={split!r}")
     if batch_size is not None:
         check_int("batch_size", batch_size)
-    model, config = load_run(run_dir)
     train_config = config["train_config"]
     output_names = list(model.output_names)
     splits = load_dataset(
@@ -108,16 +106,176 @@ def evaluate_run(run_dir, dataset=None, split="test", data_dir=None, download=Fa
         on_bad_image=train_config["on_bad_image"],
     )
     check_compatible(model, splits, config.get("class_names"))
+    return splits
+
+
+def top_k_of(num_classes):
+    """The k of the top-5 accuracy: 5, or the number of classes when there are fewer."""
+    return min(TOP_K, int(num_classes))
+
+
+def compile_for_evaluation(model, config=None):
+    """Recompiles `model` with its own loss and loss weights plus a top-5 accuracy per head.
+
+    The losses, loss weights and accuracy metrics are the ones the model was compiled with
+    (read back with `Model.get_compile_config`; `compile_model` with the run's
+    `aux_loss_weight` for an uncompiled model), so the total loss and each head's loss and
+    accuracy are what training reported. Each head also gets
+    `keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, num_classes))`, logged as
+    `{head}_top5_accuracy`. The optimizer is kept (evaluation does not use it).
+
+    Returns:
+        `model`.
+    """
+    names = list(model.output_names)
+    compile_config = model.get_compile_config() if model.compiled else {}
+    if not compile_config:
+        aux_loss_weight = ((config or {}).get("train_config") or {}).get("aux_loss_weight", 0.3)
+        compile_model(model, aux_loss_weight=aux_loss_weight)
+        compile_config = model.get_compile_config()
+    compile_config = keras.saving.deserialize_keras_object(compile_config)
+    k = top_k_of(model.outputs[0].shape[-1])
+
+    def top_k(name):
+        return keras.metrics.SparseTopKCategoricalAccuracy(k=k, name=name)
+
+    if len(names) == 1:
+        # Named in full, as compile_model names a single output's accuracy.
+        metrics = [
+            keras.metrics.SparseCategoricalAccuracy(name=f"{names[0]}_accuracy"),
+            top_k(f"{names[0]}_top5_accuracy"),
+        ]
+    else:  # Keras prefixes each metric with its output's name: main_top5_accuracy.
+        metrics = {name: ["accuracy", top_k("top5_accuracy")] for name in names}
+    model.compile(**{**compile_config, "optimizer": model.optimizer, "metrics": metrics})
+    return model
+
+
+def measure_latency(model, images, repeats=LATENCY_REPEATS, warmup=LATENCY_WARMUP):
+    """Median inference time of `model` on one fixed batch, in milliseconds.
+
+    Runs `model.predict_on_batch(images)` (the compiled `tf.function` predict step, outputs
+    copied to NumPy) `warmup` times untimed (the first call traces the graph), then
+    `repeats` times timed with `time.perf_counter`; the median is robust to a busy machine.
+
+    Args:
+        model: a `keras.Model`.
+        images: one batch of inputs, `(batch, H, W, C)` float32 (array or tensor).
+        repeats: int >= 1, timed calls. Default 10.
+        warmup: int >= 0, untimed calls first. Default 2.
+
+    Returns:
+        `{"latency_ms_per_batch": median ms of one call, "latency_ms_per_image": that / batch}`.
+    """
+    check_int("repeats", repeats)
+    check_int("warmup", warmup, minimum=0)
+    for _ in range(warmup):
+        model.predict_on_batch(images)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.predict_on_batch(images)
+        times.append(time.perf_counter() - start)
+    per_batch = 1000.0 * statistics.median(times)
+    return {"latency_ms_per_batch": per_batch, "latency_ms_per_image": per_batch / int(images.shape[0])}
+
+
+def _device():
+    import tensorflow as tf
+
+    return "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+
+
+def evaluate_run(
+    run_dir,
+    dataset=None,
+    split="test",
+    data_dir=None,
+    download=False,
+    batch_size=None,
+    verbose="auto",
+    latency_repeats=LATENCY_REPEATS,
+    latency_warmup=LATENCY_WARMUP,
+):
+    """Loss, top-1 and top-5 accuracy, size and speed of every head of a saved run on one split.
+
+    Every head is reported with the network that computes it: for `aux1` the layers up to
+    inception 4a plus the aux1 head, for `aux2` up to inception 4d plus its head, for `main`
+    the inference model (`keras_ninception.models.head_models`). A NIN, a GoogLeNet without
+    aux heads or a pruned run has one head, `main`.
+
+    Args:
+        run_dir: a run folder written by `train` or `prune_run` (`model.keras` +
+            `config.json`).
+        dataset: a source for `load_dataset` (`"digits"`, a folder, a TFDS name); default
+            the run's own dataset.
+        split: `"train"`, `"validation"` or `"test"` (default). The train split is read
+            without augmentation.
+        data_dir, download: as for `load_dataset`; default the run's.
+        batch_size: default the run's. Also the batch the latency is measured on (the
+            split's first batch).
+        verbose: Keras verbosity.
+        latency_repeats: int >= 0, timed `predict_on_batch` calls per head (see
+            `measure_latency`). Default 10; 0 skips the measurement (latencies are None).
+        latency_warmup: int >= 0, untimed calls before them. Default 2.
+
+    Returns:
+        `{"run_dir", "dataset", "split", "num_examples", "loss", "top_k", "latency",
+        "heads": {"main": {"loss", "accuracy", "top5_accuracy", "params", "macs_per_image",
+        "latency_ms_per_batch", "latency_ms_per_image"}, "aux1": ..., "aux2": ...}}`.
+        `accuracy` is top-1; `top5_accuracy` is top-`top_k` with `top_k = min(5,
+        num_classes)`; `params` is `count_params()` of the head's network (BatchNorm moving
+        statistics included); `macs_per_image` its multiply-adds per image
+        (`keras_ninception.models.profile.profile_model`); latencies are milliseconds, measured as `latency` says
+        (`{"batch_size", "repeats", "warmup", "device", "method"}`). A pruned run adds
+        `"pruned_from"` (its `config.json` note).
+
+    Raises:
+        ValueError: an unknown split, a bad batch size or latency count, a split the dataset
+            lacks, a dataset whose image shape, class count or class names do not fit the
+            model, or an unreadable `model.keras`/`config.json`.
+        FileNotFoundError: `run_dir` is not a completed run.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"`split` must be one of {list(SPLITS)}. Received: split={split!r}")
+    if batch_size is not None:
+        check_int("batch_size", batch_size)
+    check_int("latency_repeats", latency_repeats, minimum=0)
+    check_int("latency_warmup", latency_warmup, minimum=0)
+    model, config = load_run(run_dir)
+    splits = load_run_splits(model, config, dataset, data_dir, download, batch_size)
     data = getattr(splits, split)
     if data is None:
         raise ValueError(
             f"The dataset {splits.source!r} has no {split!r} split. Received: split={split!r}"
         )
+    compile_for_evaluation(model, config)
     logs = model.evaluate(data, return_dict=True, verbose=verbose)
-    return {
+    result = {
         "run_dir": run_dir,
         "dataset": splits.source,
         "split": split,
         "num_examples": int(splits.num_examples[split]),
-        **per_head_metrics(logs, output_names),
+        "top_k": top_k_of(splits.num_classes),
+        **per_head_metrics(logs, model.output_names),
     }
+    images = next(iter(data))[0]
+    result["latency"] = {
+        "batch_size": int(images.shape[0]),
+        "repeats": latency_repeats,
+        "warmup": latency_warmup,
+        "device": _device(),
+        "method": "median wall-clock time of Model.predict_on_batch on the split's first batch, "
+        "after the warm-up calls; milliseconds",
+    }
+    for name, network in head_models(model).items():
+        head = result["heads"][name]
+        head["params"] = int(network.count_params())
+        head["macs_per_image"] = int(profile_model(network).macs)
+        timing = {"latency_ms_per_batch": None, "latency_ms_per_image": None}
+        if latency_repeats:
+            timing = measure_latency(network, images, latency_repeats, latency_warmup)
+        head.update(timing)
+    if "pruned_from" in config:
+        result["pruned_from"] = config["pruned_from"]
+    return result

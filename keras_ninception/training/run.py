@@ -229,11 +229,12 @@ def read_json(path):
         raise ValueError(f"Cannot read {path!r}: {error}") from None
 
 
-# Everything a run folder may hold, including what `ninception export` writes into it later
-# (`export/`): `--overwrite` replaces the run with these, since an old export is of the old model.
+# Everything a run folder may hold, including what `ninception evaluate` and `ninception export`
+# write into it later (`evaluation/`, `export/`): `--overwrite` replaces the run with these,
+# since an old report or export is of the old model.
 RUN_FILES = (
     "config.json", "model.keras", "inference.keras", "metrics.json", "history.json", "history.csv", "logs",
-    "checkpoints", monitoring.LEARNING_CURVES_FILE, "export",
+    "checkpoints", monitoring.LEARNING_CURVES_FILE, "evaluation", "export",
 )
 # TrainConfig fields that say how and where a run is executed, not what it trains: they are
 # not compared when the same command resumes a run, and `resume` takes them from the call.
@@ -563,7 +564,8 @@ def per_head_metrics(logs, output_names):
 
     Returns:
         `{"loss": total, "heads": {"main": {"loss": ..., "accuracy": ...}, ...}}`. For a
-        single-output model the head's loss is the total loss.
+        single-output model the head's loss is the total loss. A head gets
+        `"top5_accuracy"` too when the logs have `{head}_top5_accuracy`.
     """
     names = list(output_names)
     heads = {}
@@ -572,6 +574,8 @@ def per_head_metrics(logs, output_names):
             "loss": float(logs.get(f"{name}_loss", logs["loss"] if len(names) == 1 else math.nan)),
             "accuracy": float(logs[f"{name}_accuracy"]),
         }
+        if f"{name}_top5_accuracy" in logs:
+            heads[name]["top5_accuracy"] = float(logs[f"{name}_top5_accuracy"])
     return {"loss": float(logs["loss"]), "heads": heads}
 
 
