@@ -8,7 +8,6 @@ the same batches in another order, so its weights differ by far more than roundi
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+from tests.processes import stop_all
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEADLINE_S = 240
@@ -77,12 +77,7 @@ def test_two_workers_train_like_one_and_only_the_chief_writes(tmp_path):
         for process in processes.values():
             process.wait(timeout=max(1.0, deadline - time.monotonic()))
     finally:
-        for process in processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        for log in logs.values():
-            log.close()
+        stop_all(processes, logs)
     outputs = {name: (tmp_path / f"{name}.log").read_text() for name in processes}
     assert {name: p.returncode for name, p in processes.items()} == {"chief": 0, "worker": 0, "single": 0}, {
         name: text[-3000:] for name, text in outputs.items()

@@ -16,6 +16,7 @@ from keras_ninception import TrainConfig, build_nin, evaluate_run, train
 from keras_ninception.cli.main import main
 from keras_ninception.training import run
 from keras_ninception.training.evaluate import load_run
+from tests.processes import wait_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = dict(model="nin", image_size=8, epochs=1, batch_size=128)
@@ -26,15 +27,6 @@ def tmp_files(path):
 
 
 # --- A killed run, started again by the same command ----------------------------------
-
-
-def wait_for(predicate, timeout, interval=0.2):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 @pytest.mark.slow

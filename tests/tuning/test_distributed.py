@@ -11,6 +11,7 @@ import time
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata as hparams_metadata
+from tests.processes import stop_all, wait_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Whole-test bound: three TensorFlow processes start on 2 cores, 4 tiny trials, and the
@@ -43,16 +44,6 @@ def start(tuner_id, definition, run_dir, port, log):
     command = [sys.executable, "-m", "keras_ninception", "tune", "--config", str(definition), "--run-dir", str(run_dir)]
     # Own session: the test can end the process and anything it started, by its id.
     return subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop_all(processes, logs):
-    """Kills every process group still running and closes the logs."""
-    for process in processes.values():
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    for log in logs.values():
-        log.close()
 
 
 @pytest.mark.slow
@@ -90,15 +81,6 @@ def test_chief_and_two_workers_run_every_trial_exactly_once(tmp_path):
     assert "Best model saved in" in outputs["chief"]
     assert (run_dir / "model.keras").is_file()
     assert "the chief writes the results" in outputs["tuner0"] + outputs["tuner1"]
-
-
-def wait_for(predicate, timeout, interval=0.5):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 @pytest.mark.slow
