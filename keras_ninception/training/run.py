@@ -23,6 +23,7 @@ from keras_ninception.checks import check_bool, check_choice, check_int, check_n
 from keras_ninception.data import load_dataset
 from keras_ninception.models import build_googlenet, build_nin, min_input_size, to_inference_model
 from keras_ninception.training.compile import compile_model
+from keras_ninception.training.precision import PRECISIONS, dtype_policy, resolve_precision
 
 DEFAULT_RUNS_DIR = "saved_models"
 MODELS = ("googlenet", "nin")
@@ -65,6 +66,11 @@ class TrainConfig:
         download: bool, let TFDS download a named dataset. Default False.
         run_dir: the run folder; None makes `saved_models/<model>-<dataset>-<time>`.
         on_bad_image: `"error"` (default) or `"skip"` for unreadable files in a folder.
+        precision: the Keras dtype policy of the model: `"auto"` (default: bfloat16 mixed
+            precision on CPUs with AVX512-BF16 or AMX, float16 on GPUs, else float32; see
+            `training.precision`), or `"float32"`, `"mixed_bfloat16"`, `"mixed_float16"` to
+            force one. Weights and the softmax outputs stay float32. `train` records the
+            resolved policy in `config.json`.
     """
 
     model: str = "googlenet"
@@ -86,6 +92,7 @@ class TrainConfig:
     download: bool = False
     run_dir: str | None = None
     on_bad_image: str = "error"
+    precision: str = "auto"
 
     def validate(self):
         """Raises ValueError, in the package's words, for a bad field. Returns self.
@@ -100,6 +107,7 @@ class TrainConfig:
                 raise ValueError(f"`{field}` must be a non-empty string or path. Received: {field}={value!r}")
             setattr(self, field, os.fspath(value))
         check_choice("model", self.model, MODELS)
+        check_choice("precision", self.precision, PRECISIONS)
         check_int("epochs", self.epochs)
         check_int("batch_size", self.batch_size)
         if self.image_size is not None:
@@ -293,17 +301,18 @@ def load_splits(config):
 
 
 def build_model(config, input_shape, num_classes):
-    """The uncompiled model a `TrainConfig` asks for."""
-    if config.model == "nin":
-        return build_nin(
-            input_shape=input_shape, num_classes=num_classes, batch_norm=config.batch_norm
+    """The uncompiled model a `TrainConfig` asks for, its layers in `config.precision`'s policy."""
+    with dtype_policy(config.precision):
+        if config.model == "nin":
+            return build_nin(
+                input_shape=input_shape, num_classes=num_classes, batch_norm=config.batch_norm
+            )
+        return build_googlenet(
+            input_shape=input_shape,
+            num_classes=num_classes,
+            variant=config.resolved_variant(),
+            aux_classifiers=config.aux_classifiers,
         )
-    return build_googlenet(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        variant=config.resolved_variant(),
-        aux_classifiers=config.aux_classifiers,
-    )
 
 
 def learning_rate_schedule(config, steps_per_epoch):
@@ -454,6 +463,8 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
         config.run_dir = run_dir  # the folder given now, even if the run was moved
         config = config.validate().resolved()
         print(f"Resuming {run_dir} with its saved configuration (other training flags are ignored).")
+    # The policy this machine gives "auto", recorded as such: a resumed run keeps it.
+    config.precision = resolve_precision(config.precision)
 
     keras.utils.set_random_seed(config.seed)
     splits = load_splits(config)
