@@ -15,6 +15,7 @@ DESCRIPTION = "Network in Network and GoogLeNet (Inception v1) for Keras 3."
 
 def _add_train_parser(subparsers):
     from keras_ninception.training.distribute import STRATEGIES
+    from keras_ninception.training.precision import PRECISIONS
     from keras_ninception.training.run import MODELS, TrainConfig
 
     defaults = TrainConfig()
@@ -57,6 +58,13 @@ def _add_train_parser(subparsers):
     p.add_argument("--augment", choices=("none", "crop", "crop_flip"), default=None)
     p.add_argument("--on-bad-image", choices=("error", "skip"), default=defaults.on_bad_image)
     p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=defaults.precision,
+        help="dtype policy: 'auto' (default) is mixed_bfloat16 on CPUs with AVX512-BF16/AMX, "
+        "mixed_float16 on GPUs, else float32; 'float32' forces full precision",
+    )
     p.add_argument("--run-dir", default=None, help="run folder (default: saved_models/<model>-<dataset>-<time>)")
     p.add_argument(
         "--image-summary-freq",

@@ -1,7 +1,7 @@
 """`load_dataset`: one loader for the embedded digits, image folders and TFDS.
 
 Data flows `sources.py` (read and decode each source) -> `pipeline.py`
-(resize, cache, shuffle, batch, augment, scale, labels, prefetch) ->
+(resize, cache, shuffle, augment, batch, scale, labels, prefetch) ->
 `DatasetSplits`.
 """
 
@@ -217,8 +217,8 @@ def load_dataset(
 
     The pipeline of each split (see `pipeline.py`): decode -> resize to
     `image_size` (bilinear, back to `uint8`) -> `cache` -> shuffle (train
-    only, seeded, reshuffled each epoch) -> `batch(batch_size)` -> augment
-    (train only) -> scale to `float32` in [-1, 1] (`x / 127.5 - 1`, the
+    only, seeded, reshuffled each epoch) -> augment (train only, per image,
+    in parallel) -> `batch(batch_size)` -> scale to `float32` in [-1, 1] (`x / 127.5 - 1`, the
     Inception preprocessing) and transpose to channels_first when
     `keras.config.image_data_format()` is `"channels_first"` (read when this
     function is called) -> labels -> `prefetch`. Each split is one finite
@@ -243,9 +243,10 @@ def load_dataset(
         augment: `None` (default) for the source's default (`"crop"` for
             digits and gray TFDS datasets: no flips, a mirrored digit is
             another symbol; `"crop_flip"` for image folders and RGB TFDS
-            datasets), or `"none"`, `"crop"` (random translation up to 1/8 of
-            each side) or `"crop_flip"` (that plus random horizontal flips).
-            Applied to train only, with seeded Keras preprocessing layers.
+            datasets), or `"none"`, `"crop"` (random whole-pixel translation
+            up to 1/8 of each side) or `"crop_flip"` (that plus random
+            horizontal flips). Applied to train only, per image, with
+            stateless `tf.image` ops seeded from `seed`.
         data_dir: TFDS data directory; `None` for the TFDS default.
         download: TFDS only: download and prepare the dataset into
             `data_dir` first (needs network). Default False.
@@ -308,7 +309,7 @@ def load_dataset(
         )
 
     augment = raw.default_augment if augment is None else augment
-    augmenter = pipeline.build_augmenter(augment, raw.channels, seed)
+    augmenter = pipeline.build_augmenter(augment, raw.channels)
     data_format = keras.config.image_data_format()
 
     def build(split, dataset):

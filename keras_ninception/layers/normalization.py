@@ -28,7 +28,8 @@ class LocalResponseNormalization(keras.layers.Layer):
         data_format: `"channels_last"`, `"channels_first"` or None (the Keras default).
         **kwargs: base `Layer` arguments (`name`, `dtype`, ...).
 
-    Input/output: 4-D float tensor, shape unchanged; no weights.
+    Input/output: 4-D float tensor, shape and dtype unchanged; no weights. Computed in float32
+    whatever the input dtype (a bfloat16 window sum would lose the `alpha` term).
 
     Raises:
         ValueError: `size` is not a positive odd integer.
@@ -51,6 +52,10 @@ class LocalResponseNormalization(keras.layers.Layer):
         self.data_format = data_format
 
     def call(self, inputs):
+        # In float32 under a mixed policy (like BatchNormalization): in bfloat16 the sum of
+        # squares keeps 8 bits and `k + alpha / size * window` rounds to `k`.
+        dtype = inputs.dtype
+        inputs = ops.cast(inputs, "float32")
         axis = 3 if self.data_format == "channels_last" else 1
         channels = inputs.shape[axis]
         half = self.size // 2
@@ -63,7 +68,8 @@ class LocalResponseNormalization(keras.layers.Layer):
             index[axis] = slice(offset, offset + channels)
             part = squares[tuple(index)]
             window = part if window is None else window + part
-        return inputs / ops.power(self.k + (self.alpha / self.size) * window, self.beta)
+        outputs = inputs / ops.power(self.k + (self.alpha / self.size) * window, self.beta)
+        return ops.cast(outputs, dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -27,6 +27,7 @@ from keras_ninception.models import build_googlenet, build_nin, min_input_size, 
 from keras_ninception.training import monitoring
 from keras_ninception.training import distribute
 from keras_ninception.training.compile import compile_model
+from keras_ninception.training.precision import PRECISIONS, dtype_policy, resolve_precision
 
 DEFAULT_RUNS_DIR = "saved_models"
 MODELS = ("googlenet", "nin")
@@ -85,6 +86,11 @@ class TrainConfig:
             one GPU, else none). `batch_size` is the global batch, split between replicas.
             How a run is executed, not what it trains: a run may resume under another
             strategy.
+        precision: the Keras dtype policy of the model: `"auto"` (default: bfloat16 mixed
+            precision on CPUs with AVX512-BF16 or AMX, float16 on GPUs, else float32; see
+            `training.precision`), or `"float32"`, `"mixed_bfloat16"`, `"mixed_float16"` to
+            force one. Weights and the softmax outputs stay float32. `train` records the
+            resolved policy in `config.json`.
     """
 
     model: str = "googlenet"
@@ -111,6 +117,7 @@ class TrainConfig:
     histogram_freq: int = 0
     profile_batch: tuple[int, int] | None = None
     strategy: str = "auto"
+    precision: str = "auto"
 
     def validate(self):
         """Raises ValueError, in the package's words, for a bad field. Returns self.
@@ -126,6 +133,7 @@ class TrainConfig:
             setattr(self, field, os.fspath(value))
         check_choice("model", self.model, MODELS)
         check_choice("strategy", self.strategy, distribute.STRATEGIES)
+        check_choice("precision", self.precision, PRECISIONS)
         check_int("epochs", self.epochs)
         check_int("batch_size", self.batch_size)
         if self.image_size is not None:
@@ -144,11 +152,14 @@ class TrainConfig:
         return self
 
     def resolved(self):
-        """A copy with `image_size` and `variant` filled in; this is what `config.json` holds."""
+        """A copy with `image_size`, `variant` and `precision` filled in; this is what
+        `config.json` holds. `precision="auto"` becomes the policy this machine gets, so a
+        resumed run keeps the policy it started with."""
         config = dataclasses.replace(self)
         if config.image_size is None:
             config.image_size = DEFAULT_IMAGE_SIZES.get(config.dataset, 32)
         config.variant = config.resolved_variant()
+        config.precision = resolve_precision(config.precision)
         return config
 
     def resolved_variant(self):
@@ -379,17 +390,18 @@ def load_splits(config):
 
 
 def build_model(config, input_shape, num_classes):
-    """The uncompiled model a `TrainConfig` asks for."""
-    if config.model == "nin":
-        return build_nin(
-            input_shape=input_shape, num_classes=num_classes, batch_norm=config.batch_norm
+    """The uncompiled model a `TrainConfig` asks for, its layers in `config.precision`'s policy."""
+    with dtype_policy(config.precision):
+        if config.model == "nin":
+            return build_nin(
+                input_shape=input_shape, num_classes=num_classes, batch_norm=config.batch_norm
+            )
+        return build_googlenet(
+            input_shape=input_shape,
+            num_classes=num_classes,
+            variant=config.resolved_variant(),
+            aux_classifiers=config.aux_classifiers,
         )
-    return build_googlenet(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        variant=config.resolved_variant(),
-        aux_classifiers=config.aux_classifiers,
-    )
 
 
 def learning_rate_schedule(config, steps_per_epoch):

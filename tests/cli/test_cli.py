@@ -55,6 +55,9 @@ def test_one_epoch_run_leaves_a_complete_run_folder(googlenet_run):
     assert config["train_config"]["model"] == "googlenet" and config["variant"] == "cifar"
     assert config["class_names"] == [str(i) for i in range(10)]
     assert config["input_shape"] == [20, 20, 1]
+    from keras_ninception.training.precision import resolve_precision
+
+    assert config["train_config"]["precision"] == resolve_precision("auto")  # recorded resolved
 
 
 def test_tensorboard_logs_have_per_head_scalars_and_learning_rate(googlenet_run):
@@ -152,6 +155,7 @@ def test_saved_models_reload_in_a_fresh_interpreter(googlenet_run):
         (["train", "--epochs", "0"], "epochs"),
         (["train", "--profile-batch", "20,10"], "Received: profile_batch='20,10'"),
         (["train", "--num-summary-images", "100"], "Received: num_summary_images=100"),
+        (["train", "--precision", "fp16"], "invalid choice"),
         (["evaluate", "/nonexistent/run"], "not a completed run"),
     ],
 )

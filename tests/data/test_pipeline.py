@@ -42,34 +42,69 @@ def test_make_labels():
 
 
 def test_no_augmenter_for_none():
-    assert pipeline.build_augmenter("none", 3, seed=0) is None
+    assert pipeline.build_augmenter("none", 3) is None
 
 
-@pytest.mark.parametrize("mode,channels", [("crop", 1), ("crop_flip", 3)])
-def test_augmenter_is_seeded_and_varies(mode, channels):
-    images = np.random.default_rng(0).integers(0, 256, (4, 16, 16, channels))
-    dataset = tf.data.Dataset.from_tensor_slices(images.astype(np.uint8)).batch(2)
+def test_mirrored_indices_repeat_the_edge_pixel():
+    # 4 pixels a b c d: shifted by -2 -> b a a b; by +3 -> d d c b (edge repeated).
+    np.testing.assert_array_equal(pipeline.mirrored_indices(4, tf.constant(-2)), [1, 0, 0, 1])
+    np.testing.assert_array_equal(pipeline.mirrored_indices(4, tf.constant(3)), [3, 3, 2, 1])
+    np.testing.assert_array_equal(pipeline.mirrored_indices(4, tf.constant(0)), [0, 1, 2, 3])
 
-    def augmented(seed):
-        augment = pipeline.build_augmenter(mode, channels, seed=seed)
-        return [batch.numpy() for batch in dataset.map(augment)]
 
-    first, again = augmented(seed=1), augmented(seed=1)
+def candidates(image, mode, fill):
+    """Every output a shift of up to round(side / 8) (and a flip) may give, as np.pad windows."""
+    h, w = image.shape[:2]
+    ph, pw = round(h / 8), round(w / 8)
+    padded = np.pad(image, [(ph, ph), (pw, pw), (0, 0)], mode=fill)
+    out = []
+    for dy in range(2 * ph + 1):
+        for dx in range(2 * pw + 1):
+            window = padded[dy:dy + h, dx:dx + w]
+            out.append(window)
+            if mode == "crop_flip":
+                out.append(window[:, ::-1])
+    return out
+
+
+@pytest.mark.parametrize(
+    "mode, channels, fill", [("crop", 1, "constant"), ("crop", 3, "symmetric"), ("crop_flip", 3, "symmetric")]
+)
+def test_augmenter_shifts_whole_pixels_with_the_right_fill(mode, channels, fill):
+    """Each output is one window of the image padded by 2 px (16 / 8): black or mirrored."""
+    image = np.random.default_rng(0).integers(1, 256, (16, 16, channels)).astype(np.uint8)
+    augment = pipeline.build_augmenter(mode, channels)
+    allowed = candidates(image, mode, fill)
+    seen = set()
+    for i in range(60):
+        out = augment(tf.constant(image), tf.constant([i, 7], tf.int64)).numpy()
+        assert out.dtype == np.uint8 and out.shape == image.shape
+        matches = [k for k, c in enumerate(allowed) if np.array_equal(out, c)]
+        assert matches, f"seed {i}: not a shifted window of the padded image"
+        seen.add(matches[0])
+    # 25 shifts (x2 with flips): 60 draws reach many of them.
+    assert len(seen) >= 12
+    if mode == "crop_flip":
+        assert any(k % 2 for k in seen) and any(k % 2 == 0 for k in seen)
+
+
+def test_augment_dataset_is_seeded_parallel_and_varies_by_epoch():
+    images = np.random.default_rng(0).integers(0, 256, (6, 16, 16, 3)).astype(np.uint8)
+    dataset = tf.data.Dataset.from_tensor_slices((images, np.arange(6, dtype=np.int32)))
+    augment = pipeline.build_augmenter("crop_flip", 3)
+
+    def epochs(seed):
+        tf.random.set_seed(0)
+        augmented = pipeline.augment_dataset(dataset, augment, seed)
+        return [np.stack([x for x, _ in augmented.as_numpy_iterator()]) for _ in range(2)]
+
+    first, again, other = epochs(1), epochs(1), epochs(2)
     for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a, b)
-    assert first[0].shape == (2, 16, 16, channels)
-    assert first[0].min() >= 0.0 and first[0].max() <= 255.0
-    assert not np.array_equal(first[0], images[:2])
-
-
-def test_fill_black_for_gray_and_mirrored_for_rgb():
-    """A shift uncovers a border: black for digits, mirrored for photos."""
-    white_gray = tf.fill((8, 16, 16, 1), tf.constant(255, tf.uint8))
-    white_rgb = tf.fill((8, 16, 16, 3), tf.constant(255, tf.uint8))
-    gray = pipeline.build_augmenter("crop", 1, seed=0)(white_gray).numpy()
-    rgb = pipeline.build_augmenter("crop", 3, seed=0)(white_rgb).numpy()
-    assert gray.min() == 0.0  # Some image moved: constant 0 came in.
-    np.testing.assert_allclose(rgb, 255.0)  # Reflecting white stays white.
+    assert not np.array_equal(first[0], first[1])  # a new draw each epoch
+    assert not np.array_equal(first[0], other[0])
+    labels = [y for _, y in pipeline.augment_dataset(dataset, augment, 1).as_numpy_iterator()]
+    assert labels == list(range(6))  # order kept
 
 
 def test_build_pipeline_order_and_finite_epochs():

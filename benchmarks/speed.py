@@ -1,0 +1,518 @@
+"""Speed benchmark: training, inference and input-pipeline images/s, FLOP/s use, and a peer.
+
+Usage:
+    python benchmarks/speed.py --data /data/cifar10-jpg --peer-python .venv-peer/bin/python
+    python benchmarks/speed.py --quick            # a few steps of everything (a smoke run)
+
+Measures in ONE process, side by side, with the cases interleaved over `--repeats` rounds
+(round 1: case A, B, C, ...; round 2: A, B, C, ...) and reports the median of each case,
+so a machine that gets busier or quieter during the run shifts every case alike:
+
+- matmul peak: GFLOP/s of `tf.linalg.matmul` on two n x n matrices (n = 4096) in float32 and
+  bfloat16, the ceiling the utilization figures are taken against;
+- GoogLeNet (`variant="bn"`, aux heads, 224 x 224 x 3, 1000 classes, batch 32) and NIN (the
+  training job's form: batch normalization, 32 x 32 x 3, 10 classes, batch 128), in float32
+  and in the package's default mixed-precision policy (`resolve_precision("auto")`):
+  - training images/s: `model.fit` over one cached in-memory random batch (SGD momentum 0.9,
+    the `compile_model` recipe: a loss per head, weights 1 / 0.3 / 0.3), as `ninception
+    train` runs it (`steps_per_execution` 1, no XLA);
+  - inference images/s of the inference model (`to_inference_model`: aux heads removed):
+    `predict_on_batch` of the Keras model, the exported SavedModel (`Model.export`, its
+    `serve` function) and, for float32, LiteRT (`tf.lite`, XNNPACK) converted from it;
+- FLOP/s utilization = 2 x MACs/image x images/s x (3 for training, 1 for inference) /
+  matmul peak of the same precision. MACs come from `models.profile.profile_model`
+  (convolutions and dense layers; the training model with its aux heads). The factor 3
+  for training is the usual estimate (the backward pass costs about twice the forward: one
+  product for the input gradient and one for the weight gradient), not a measurement;
+- input pipeline images/s: `load_dataset(--data)` train split as training reads it (JPEG
+  decode, resize, shuffle, batch, augment `crop_flip`, scale, prefetch) with `cache=False`,
+  so every batch decodes its files; at GoogLeNet's and NIN's image size and batch size;
+  steady state (after the shuffle buffer is full);
+- peer: `peer_torchvision.py` (torchvision's googlenet, channels_last + bfloat16 autocast,
+  its best CPU configuration) in a subprocess of `--peer-python`, once per round, and the
+  ratios our/peer.
+
+`--ablations` adds the cases behind the defaults: XLA (`jit_compile=True`) and
+`steps_per_execution` > 1 for both models' training.
+
+Writes `speed.json` (every round's value, medians, ratios, targets) and `speed.md` to
+`--out-dir` (default `benchmarks/results`). This is a benchmark, not a test: figures depend
+on the machine and its load; compare ratios taken in one run.
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PEER_SCRIPT = os.path.join(HERE, "peer_torchvision.py")
+INFERENCE_FORMATS = ("keras", "saved_model", "litert")
+TRAIN_FLOP_FACTOR = 3  # forward + backward (about 2x the forward), an estimate
+# Issue targets: ours / peer (training, inference of the exported model), pipeline / training.
+TARGETS = {"train_vs_peer": 1.2, "infer_vs_peer": 1.0, "pipeline_vs_train": 5.0}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=None, help="image folder ROOT/train/<class>/*.jpg for the pipeline")
+    parser.add_argument("--peer-python", default=None, help="a python with torch + torchvision (default: this one if it has torch)")
+    parser.add_argument("--no-peer", action="store_true", help="skip the torchvision peer")
+    parser.add_argument("--peer-configs", default="bf16_nhwc", help="peer configurations (default: %(default)s)")
+    parser.add_argument("--models", default="googlenet,nin")
+    parser.add_argument("--precisions", default="float32,auto", help="'auto' is the package default (default: %(default)s)")
+    parser.add_argument("--inference", default=",".join(INFERENCE_FORMATS), help="inference formats measured")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=6, help="timed batches per measurement (default: %(default)s)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed batches before the first (default: %(default)s)")
+    parser.add_argument("--googlenet-size", type=int, default=224)
+    parser.add_argument("--googlenet-batch", type=int, default=32)
+    parser.add_argument("--nin-size", type=int, default=32)
+    parser.add_argument("--nin-batch", type=int, default=128)
+    parser.add_argument("--matmul-size", type=int, default=4096)
+    parser.add_argument("--pipeline-batches", type=int, default=20, help="timed batches of the pipeline")
+    parser.add_argument("--ablations", action="store_true", help="also XLA and steps_per_execution cases")
+    parser.add_argument("--quick", action="store_true", help="1 round, 2 steps, small matmul: a smoke run")
+    parser.add_argument("--out-dir", default=os.path.join(HERE, "results"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats, args.steps, args.warmup = 1, 2, 1
+        args.pipeline_batches = min(args.pipeline_batches, 3)
+        args.matmul_size = min(args.matmul_size, 1024)
+    args.models = [m for m in args.models.split(",") if m]
+    args.inference = [f for f in args.inference.split(",") if f]
+    for name in args.models:
+        if name not in ("googlenet", "nin"):
+            parser.error(f"--models: unknown model {name!r}")
+    for name in args.inference:
+        if name not in INFERENCE_FORMATS:
+            parser.error(f"--inference: unknown format {name!r}")
+    if args.peer_python is None and not args.no_peer and importlib.util.find_spec("torch"):
+        args.peer_python = sys.executable
+    if args.no_peer:
+        args.peer_python = None
+    return args
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases: each `run()` returns {metric: value}; `setup` runs once, before round 1.
+
+
+class Case:
+    def __init__(self, name, setup, run):
+        self.name, self._setup, self._run, self._state = name, setup, run, None
+
+    def __call__(self):
+        if self._state is None:
+            start = time.perf_counter()
+            self._state = self._setup() or {}
+            print(f"  setup {self.name}: {time.perf_counter() - start:.1f} s", flush=True)
+        return self._run(self._state)
+
+
+def matmul_case(dtype_name, n, repeats=5):
+    import tensorflow as tf
+
+    def setup():
+        a = tf.cast(tf.random.normal((n, n)), dtype_name)
+        b = tf.cast(tf.random.normal((n, n)), dtype_name)
+        f = tf.function(lambda a, b: tf.reduce_sum(tf.linalg.matmul(a, b)[:1, :1]))
+        f(a, b).numpy()
+        return {"f": f, "a": a, "b": b}
+
+    def run(s):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            s["f"](s["a"], s["b"]).numpy()
+        return {"gflops": 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9}
+
+    return Case(f"matmul/{dtype_name}", setup, run)
+
+
+NUM_CLASSES = {"googlenet": 1000, "nin": 10}
+
+
+def build_models(model_name, policy, size, batch):
+    """Training model, inference model, a random batch and its labels; layers in `policy`."""
+    import numpy as np
+
+    from keras_ninception.models import build_googlenet, build_nin, to_inference_model
+    from keras_ninception.training.precision import dtype_policy
+
+    with dtype_policy(policy):
+        if model_name == "googlenet":
+            model = build_googlenet(
+                input_shape=(size, size, 3), num_classes=NUM_CLASSES[model_name], variant="bn", aux_classifiers=True
+            )
+        else:
+            model = build_nin(input_shape=(size, size, 3), num_classes=NUM_CLASSES[model_name], batch_norm=True)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (batch, size, size, 3)).astype("float32")
+    labels = rng.integers(0, NUM_CLASSES[model_name], (batch,)).astype("int32")
+    y = {name: labels for name in model.output_names} if len(model.output_names) > 1 else labels
+    inference = to_inference_model(model) if len(model.output_names) > 1 else model
+    return model, inference, x, y
+
+
+def train_case(name, build, steps, warmup, steps_per_execution=1, jit_compile=False):
+    """`model.fit` images/s over one cached batch; `build()` gives a fresh (model, inference, x, y)."""
+    import tensorflow as tf
+
+    from keras_ninception.training.compile import compile_model
+
+    def setup():
+        model, _, x, y = build()
+        compile_model(
+            model, optimizer="sgd", learning_rate=0.01,
+            steps_per_execution=steps_per_execution, jit_compile=jit_compile,
+        )
+        data = tf.data.Dataset.from_tensors((x, y)).repeat()
+        model.fit(data, steps_per_epoch=max(warmup, 1) * steps_per_execution, epochs=1, verbose=0, shuffle=False)
+        return {"model": model, "data": data, "batch": len(x)}
+
+    def run(s):
+        n = max(1, steps // steps_per_execution) * steps_per_execution
+        start = time.perf_counter()
+        s["model"].fit(s["data"], steps_per_epoch=n, epochs=1, verbose=0, shuffle=False)
+        return {"images_per_s": s["batch"] * n / (time.perf_counter() - start)}
+
+    return Case(name, setup, run)
+
+
+def infer_case(name, models, fmt, steps, warmup, workdir):
+    import numpy as np
+    import tensorflow as tf
+
+    def setup():
+        _, inference, x, _ = models()
+        if fmt == "keras":
+            call = lambda: inference.predict_on_batch(x)  # noqa: E731
+        else:
+            path = os.path.join(workdir, name.replace("/", "-"))
+            inference.export(path, format="tf_saved_model", verbose=False)
+            if fmt == "saved_model":
+                loaded = tf.saved_model.load(path)  # kept alive: its functions use its variables
+                signature = loaded.signatures["serving_default"]
+                (input_name,) = signature.structured_input_signature[1]
+                (output_name,) = signature.structured_outputs
+                xt = tf.constant(x)
+                call = lambda: signature(**{input_name: xt})[output_name].numpy()  # noqa: E731
+            else:
+                converter = tf.lite.TFLiteConverter.from_saved_model(path)
+                interpreter = tf.lite.Interpreter(
+                    model_content=converter.convert(), num_threads=os.cpu_count()
+                )
+                index = interpreter.get_input_details()[0]["index"]
+                interpreter.resize_tensor_input(index, x.shape)
+                interpreter.allocate_tensors()
+                output = interpreter.get_output_details()[0]["index"]
+
+                def call():
+                    interpreter.set_tensor(index, x)
+                    interpreter.invoke()
+                    return interpreter.get_tensor(output)
+
+        expected = np.asarray(inference.predict_on_batch(x), dtype="float32")
+        got = np.asarray(call(), dtype="float32")
+        for _ in range(max(warmup - 1, 0)):
+            call()
+        return {"call": call, "keep": locals().get("loaded"), "batch": len(x), "max_abs_diff_vs_keras": float(np.abs(got - expected).max())}
+
+    def run(s):
+        start = time.perf_counter()
+        for _ in range(steps):
+            s["call"]()
+        return {"images_per_s": s["batch"] * steps / (time.perf_counter() - start)}
+
+    case = Case(name, setup, run)
+    case.extra = lambda: {"max_abs_diff_vs_keras": case._state and case._state.get("max_abs_diff_vs_keras")}
+    return case
+
+
+def pipeline_case(name, data, size, batch, output_names, batches):
+    from keras_ninception.data import load_dataset
+
+    def setup():
+        splits = load_dataset(
+            data, image_size=size, batch_size=batch, output_names=output_names, cache=False
+        )
+        iterator = iter(splits.train.repeat())
+        start = time.perf_counter()
+        next(iterator)  # fills the shuffle buffer
+        return {"iterator": iterator, "batch": batch, "first_batch_s": time.perf_counter() - start}
+
+    def run(s):
+        for _ in range(4):  # whatever was prefetched while other cases ran
+            next(s["iterator"])
+        start = time.perf_counter()
+        for _ in range(batches):
+            next(s["iterator"])
+        return {"images_per_s": s["batch"] * batches / (time.perf_counter() - start)}
+
+    return Case(name, setup, run)
+
+
+def peer_case(python, config, size, batch, steps, warmup):
+    def setup():
+        return {"ready": True}
+
+    def run(s):
+        command = [
+            python, PEER_SCRIPT, "--configs", config, "--image-size", str(size),
+            "--batch-size", str(batch), "--steps", str(steps), "--warmup", str(warmup),
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"peer failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+        record = json.loads(done.stdout.strip().splitlines()[-1])
+        s["record"] = record
+        return {"train_images_per_s": record["train_images_per_s"], "infer_images_per_s": record["infer_images_per_s"]}
+
+    return Case(f"peer/{config}", setup, run)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def machine_info():
+    from keras_ninception.training.precision import BF16_CPU_FLAGS, cpu_flags
+
+    model_name = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model_name = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "")
+    except OSError:
+        pass
+    flags = cpu_flags()
+    return {
+        "cpu": model_name or platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "avx512f": "avx512f" in flags,
+        "bf16_flags": sorted(flags & BF16_CPU_FLAGS),
+        "platform": platform.platform(),
+    }
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import keras
+    import tensorflow as tf
+
+    from keras_ninception.models.profile import profile_model
+    from keras_ninception.training.precision import resolve_precision
+
+    policies = list(dict.fromkeys(resolve_precision(p) for p in args.precisions.split(",") if p))
+    default_policy = resolve_precision("auto")
+    sizes = {"googlenet": (args.googlenet_size, args.googlenet_batch), "nin": (args.nin_size, args.nin_batch)}
+    built = {}
+
+    def models(model_name, policy, fresh=False):
+        """A function giving the (model, inference, x, y) of one policy: shared, or `fresh` each call."""
+
+        def get():
+            if fresh:
+                return build_models(model_name, policy, *sizes[model_name])
+            if (model_name, policy) not in built:
+                built[(model_name, policy)] = build_models(model_name, policy, *sizes[model_name])
+            return built[(model_name, policy)]
+
+        return get
+
+    workdir = tempfile.mkdtemp(prefix="speed-")
+    cases = [matmul_case("float32", args.matmul_size), matmul_case("bfloat16", args.matmul_size)]
+    for model_name in args.models:
+        for policy in policies:
+            get = models(model_name, policy)
+            prefix = f"{model_name}/{policy}"
+            cases.append(train_case(f"{prefix}/train", models(model_name, policy, fresh=True), args.steps, args.warmup))
+            for fmt in args.inference:
+                if fmt == "litert" and policy != "float32":
+                    continue  # LiteRT runs float32 graphs (XNNPACK); a bfloat16 graph is not its case
+                cases.append(infer_case(f"{prefix}/infer_{fmt}", get, fmt, args.steps, args.warmup, workdir))
+        if args.ablations:
+            get = models(model_name, default_policy, fresh=True)
+            prefix = f"{model_name}/{default_policy}"
+            cases.append(train_case(f"{prefix}/train_xla", get, args.steps, args.warmup, jit_compile=True))
+            spe = 4 if model_name == "googlenet" else 8
+            cases.append(
+                train_case(f"{prefix}/train_spe{spe}", get, max(args.steps, spe), args.warmup, steps_per_execution=spe)
+            )
+        if args.data:
+            output_names = ("main", "aux1", "aux2") if model_name == "googlenet" else None
+            cases.append(
+                pipeline_case(f"pipeline/{model_name}", args.data, *sizes[model_name], output_names, args.pipeline_batches)
+            )
+    if args.peer_python and "googlenet" in args.models:
+        for config in args.peer_configs.split(","):
+            cases.append(peer_case(args.peer_python, config, *sizes["googlenet"], args.steps, args.warmup))
+
+    load_before = os.getloadavg()
+    runs = {case.name: {} for case in cases}
+    errors = {}
+    started = time.perf_counter()
+    for round_index in range(args.repeats):
+        print(f"round {round_index + 1}/{args.repeats}", flush=True)
+        for case in cases:
+            if case.name in errors:
+                continue
+            try:
+                values = case()
+            except Exception as error:  # a case that cannot run is reported, the rest go on
+                errors[case.name] = f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
+                print(f"  {case.name}: FAILED {errors[case.name]}", flush=True)
+                continue
+            for metric, value in values.items():
+                runs[case.name].setdefault(metric, []).append(value)
+            print(f"  {case.name}: " + ", ".join(f"{k} {v:.1f}" for k, v in values.items()), flush=True)
+    load_after = os.getloadavg()
+
+    medians = {name: {m: median(v) for m, v in metrics.items()} for name, metrics in runs.items() if metrics}
+    peak = {
+        "float32": medians.get("matmul/float32", {}).get("gflops"),
+        "mixed_bfloat16": medians.get("matmul/bfloat16", {}).get("gflops"),
+        "mixed_float16": None,
+    }
+    macs, utilization = {}, {}
+    for model_name in args.models:
+        model, inference, _, _ = models(model_name, policies[0])()
+        macs[model_name] = {"train": profile_model(model).macs, "infer": profile_model(inference).macs}
+        for policy in policies:
+            for case_name, kind, factor in [("train", "train", TRAIN_FLOP_FACTOR)] + [
+                (f"infer_{fmt}", "infer", 1) for fmt in args.inference
+            ]:
+                ips = medians.get(f"{model_name}/{policy}/{case_name}", {}).get("images_per_s")
+                if ips is None or not peak.get(policy):
+                    continue
+                gflops = 2 * macs[model_name][kind] * factor * ips / 1e9
+                utilization[f"{model_name}/{policy}/{case_name}"] = {
+                    "gflops": gflops, "fraction_of_peak": gflops / peak[policy], "peak_gflops": peak[policy],
+                }
+
+    ratios = {}
+    peer = medians.get(f"peer/{args.peer_configs.split(',')[0]}")
+    ours = lambda case: medians.get(f"googlenet/{default_policy}/{case}", {}).get("images_per_s")  # noqa: E731
+    if peer:
+        if ours("train"):
+            ratios["train_vs_peer"] = ours("train") / peer["train_images_per_s"]
+        for fmt in args.inference:
+            if ours(f"infer_{fmt}"):
+                ratios[f"infer_{fmt}_vs_peer"] = ours(f"infer_{fmt}") / peer["infer_images_per_s"]
+        exported = [ours(f"infer_{f}") for f in ("saved_model", "litert") if ours(f"infer_{f}")]
+        fp32_litert = medians.get("googlenet/float32/infer_litert", {}).get("images_per_s")
+        best = max(exported + ([fp32_litert] if fp32_litert else []), default=None)
+        if best:
+            ratios["infer_vs_peer"] = best / peer["infer_images_per_s"]
+    for model_name in args.models:
+        pipe = medians.get(f"pipeline/{model_name}", {}).get("images_per_s")
+        train_ips = medians.get(f"{model_name}/{default_policy}/train", {}).get("images_per_s")
+        if pipe and train_ips:
+            ratios[f"pipeline_vs_train_{model_name}"] = pipe / train_ips
+    if "pipeline_vs_train_googlenet" in ratios:
+        ratios["pipeline_vs_train"] = min(v for k, v in ratios.items() if k.startswith("pipeline_vs_train_"))
+    targets = {k: {"target": t, "ratio": ratios.get(k), "met": None if k not in ratios else ratios[k] >= t} for k, t in TARGETS.items()}
+
+    extras = {c.name: c.extra() for c in cases if hasattr(c, "extra") and c._state}
+    report = {
+        "benchmark": "speed",
+        "quick": args.quick,
+        "machine": machine_info(),
+        "load_average_1min": {"before": load_before[0], "after": load_after[0]},
+        "wall_seconds": time.perf_counter() - started,
+        "versions": {
+            "python": sys.version.split()[0], "tensorflow": tf.__version__, "keras": keras.__version__,
+        },
+        "settings": {
+            "repeats": args.repeats, "steps": args.steps, "warmup": args.warmup,
+            "googlenet": {"variant": "bn", "aux_classifiers": True, "image_size": args.googlenet_size,
+                          "batch_size": args.googlenet_batch, "num_classes": 1000},
+            "nin": {"batch_norm": True, "image_size": args.nin_size, "batch_size": args.nin_batch, "num_classes": 10},
+            "optimizer": "sgd (momentum 0.9, Nesterov)", "policies": policies, "default_policy": default_policy,
+            "matmul_size": args.matmul_size, "pipeline_batches": args.pipeline_batches, "data": args.data,
+            "train_flop_factor": TRAIN_FLOP_FACTOR, "peer_python": args.peer_python,
+        },
+        "macs_per_image": macs,
+        "runs": runs,
+        "medians": medians,
+        "utilization": utilization,
+        "ratios": ratios,
+        "targets": targets,
+        "inference_check": extras,
+        "peer_record": next((c._state.get("record") for c in cases if c.name.startswith("peer/") and c._state), None),
+        "errors": errors,
+    }
+    os.makedirs(args.out_dir, exist_ok=True)
+    with open(os.path.join(args.out_dir, "speed.json"), "w") as f:
+        json.dump(report, f, indent=2, sort_keys=True)
+        f.write("\n")
+    with open(os.path.join(args.out_dir, "speed.md"), "w") as f:
+        f.write(markdown(report))
+    print(markdown(report))
+    return report
+
+
+def _fmt(value, digits=1):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(report):
+    s, med, util = report["settings"], report["medians"], report["utilization"]
+    lines = [
+        "# Speed",
+        "",
+        f"{report['machine']['cpu']} ({report['machine']['cpu_count']} CPUs, bf16 flags: "
+        f"{', '.join(report['machine']['bf16_flags']) or 'none'}); TensorFlow {report['versions']['tensorflow']}, "
+        f"Keras {report['versions']['keras']}. Medians of {s['repeats']} interleaved rounds "
+        f"({s['steps']} timed batches each){' - QUICK run, not a measurement' if report['quick'] else ''}; "
+        f"load average {report['load_average_1min']['before']:.1f} before, "
+        f"{report['load_average_1min']['after']:.1f} after. Default policy: `{s['default_policy']}`.",
+        "",
+        "Matmul peak (GFLOP/s): float32 "
+        f"{_fmt(med.get('matmul/float32', {}).get('gflops'))}, bfloat16 {_fmt(med.get('matmul/bfloat16', {}).get('gflops'))}.",
+        "",
+        "| case | images/s | GFLOP/s | of peak |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, metrics in med.items():
+        if name.startswith(("matmul/", "peer/")):
+            continue
+        u = util.get(name, {})
+        lines.append(
+            f"| {name} | {_fmt(metrics.get('images_per_s'))} | {_fmt(u.get('gflops'))} | "
+            f"{_fmt(100 * u['fraction_of_peak'] if u else None)}% |"
+        )
+    for name, metrics in med.items():
+        if name.startswith("peer/"):
+            lines.append(f"| {name} train | {_fmt(metrics['train_images_per_s'])} | | |")
+            lines.append(f"| {name} infer | {_fmt(metrics['infer_images_per_s'])} | | |")
+    lines += ["", "| ratio | value | target |", "|---|---:|---:|"]
+    for name, value in report["ratios"].items():
+        target = report["targets"].get(name, {}).get("target")
+        lines.append(f"| {name} | {value:.2f} | {'>= ' + str(target) if target else ''} |")
+    lines += [
+        "",
+        f"GoogLeNet: variant `bn` with aux heads, {s['googlenet']['image_size']} px, batch "
+        f"{s['googlenet']['batch_size']}; NIN with batch norm, {s['nin']['image_size']} px, batch "
+        f"{s['nin']['batch_size']}. Training: `model.fit` on one cached batch, SGD. FLOP/s = 2 x MACs x "
+        f"images/s, x{s['train_flop_factor']} for training (forward + backward, an estimate); peak of the "
+        "same precision. Pipeline: the train split of `load_dataset(data, cache=False)`: decode, resize, "
+        "shuffle, batch, augment, scale. Peer: torchvision googlenet, channels_last + bf16 autocast.",
+    ]
+    if report["errors"]:
+        lines += ["", "Failed cases: " + "; ".join(f"{k}: {v}" for k, v in report["errors"].items())]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Mixed precision chosen by hardware: bfloat16 on CPUs that have it, float16 on GPUs.
+
+Keras mixed precision (`keras.mixed_precision`) computes in 16 bits and keeps the weights in
+float32. Which 16-bit type pays off depends on the hardware:
+
+- a GPU of compute capability 7.0 or more (tensor cores): `"mixed_float16"`; `Model.compile`
+  then wraps the optimizer in a `keras.optimizers.LossScaleOptimizer` by itself (float16
+  gradients underflow without loss scaling);
+- a CPU with bfloat16 instructions (`avx512_bf16`, or AMX `amx_bf16`): `"mixed_bfloat16"`
+  (bfloat16 has float32's exponent range, so no loss scaling);
+- anything else: `"float32"` (16-bit compute would be emulated, slower than float32).
+
+What stays in float32 under a mixed policy: the weights (and the optimizer's update), the
+model inputs (cast to the compute dtype by the first layer), every softmax output (the
+`main`, `aux1`, `aux2` activations are float32 layers, see `apply_classifier`), so the losses
+and metrics see float32 probabilities; batch normalization and local response normalization
+compute in float32 internally.
+
+The policy is applied as Keras' global dtype policy while the model is built
+(`dtype_policy(name)`), so the builders stay pure: each layer records the policy in its
+config, a saved `.keras` file reloads with the same policy, and the global policy is restored
+afterwards.
+"""
+
+import contextlib
+
+import keras
+import tensorflow as tf
+
+from keras_ninception.checks import check_choice
+
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+# `/proc/cpuinfo` flags of CPUs with native bfloat16 matrix arithmetic (AVX512-BF16, AMX).
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+# Tensor cores (Volta and later); older GPUs compute float16 no faster than float32.
+MIN_FLOAT16_COMPUTE_CAPABILITY = (7, 0)
+
+
+def cpu_flags(path="/proc/cpuinfo"):
+    """The CPU feature flags the Linux kernel reports, e.g. `{"avx512f", "avx512_bf16", ...}`.
+
+    Returns:
+        A set of strings; empty where `path` cannot be read (not Linux).
+    """
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+def gpu_compute_capabilities():
+    """`(major, minor)` compute capability of each GPU TensorFlow sees (`(0, 0)` if unknown)."""
+    capabilities = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        capabilities.append(tuple(details.get("compute_capability") or (0, 0)))
+    return capabilities
+
+
+def default_precision_policy():
+    """The fastest safe Keras dtype policy on this machine.
+
+    Returns:
+        `"mixed_float16"` when TensorFlow sees a GPU and every GPU has compute capability
+        >= 7.0 (an older GPU gives `"float32"`); else `"mixed_bfloat16"` when the CPU has
+        `avx512_bf16` or `amx_bf16` (`cpu_flags`); else `"float32"`.
+    """
+    capabilities = gpu_compute_capabilities()
+    if capabilities:
+        if min(capabilities) >= MIN_FLOAT16_COMPUTE_CAPABILITY:
+            return "mixed_float16"
+        return "float32"
+    if cpu_flags() & BF16_CPU_FLAGS:
+        return "mixed_bfloat16"
+    return "float32"
+
+
+def resolve_precision(precision="auto"):
+    """The Keras dtype policy name for a `precision` setting.
+
+    Args:
+        precision: `"auto"` (default: `default_precision_policy()`), or a policy name to
+            force: `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`.
+
+    Returns:
+        `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`.
+
+    Raises:
+        ValueError: `precision` is not one of `PRECISIONS`.
+    """
+    check_choice("precision", precision, PRECISIONS)
+    return default_precision_policy() if precision == "auto" else precision
+
+
+@contextlib.contextmanager
+def dtype_policy(name):
+    """Sets Keras' global dtype policy to `name` inside the block, then restores the previous one.
+
+    Layers created in the block (a model built by a builder) keep `name` as their policy.
+
+    Args:
+        name: a Keras dtype policy name (`"float32"`, `"mixed_bfloat16"`, ...), or a
+            `precision` setting such as `"auto"` (resolved with `resolve_precision`).
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    name = resolve_precision(name)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield name
+    finally:
+        keras.config.set_dtype_policy(previous)

@@ -1,0 +1,123 @@
+"""Mixed precision by hardware: the policy choice, what stays float32, and saved runs."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_ninception import TrainConfig, train
+from keras_ninception.layers.normalization import LocalResponseNormalization
+from keras_ninception.models import build_googlenet
+from keras_ninception.training import precision
+from keras_ninception.training.precision import (
+    cpu_flags,
+    default_precision_policy,
+    dtype_policy,
+    resolve_precision,
+)
+
+
+def fake_hardware(monkeypatch, gpus=(), flags=()):
+    monkeypatch.setattr(precision, "gpu_compute_capabilities", lambda: list(gpus))
+    monkeypatch.setattr(precision, "cpu_flags", lambda: set(flags))
+
+
+@pytest.mark.parametrize(
+    "gpus, flags, expected",
+    [
+        ([(8, 0)], ("avx512_bf16",), "mixed_float16"),  # a GPU wins over the CPU
+        ([(7, 0), (9, 0)], (), "mixed_float16"),
+        ([(6, 1)], ("avx512_bf16",), "float32"),  # no tensor cores: float16 is no faster
+        ([(8, 0), (6, 1)], (), "float32"),  # the slowest GPU decides
+        ([], ("avx512f", "avx512_bf16"), "mixed_bfloat16"),
+        ([], ("amx_bf16", "amx_tile"), "mixed_bfloat16"),
+        ([], ("avx512f", "avx512_vnni"), "float32"),  # AVX-512 without BF16
+        ([], (), "float32"),
+    ],
+)
+def test_default_policy_follows_the_hardware(monkeypatch, gpus, flags, expected):
+    fake_hardware(monkeypatch, gpus, flags)
+    assert default_precision_policy() == expected
+    assert resolve_precision("auto") == expected
+    assert resolve_precision() == expected
+
+
+def test_forced_precision_ignores_the_hardware(monkeypatch):
+    fake_hardware(monkeypatch, flags=("avx512_bf16",))
+    for name in ("float32", "mixed_bfloat16", "mixed_float16"):
+        assert resolve_precision(name) == name
+
+
+@pytest.mark.parametrize("value", ["fp16", "bfloat16", "mixed_float32", None, 32])
+def test_unknown_precision_is_refused(value):
+    with pytest.raises(ValueError, match=rf"`precision` must be one of .*Received: precision={value!r}"):
+        resolve_precision(value)
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    path = tmp_path / "cpuinfo"
+    path.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx512f avx512_bf16\n\n")
+    assert cpu_flags(str(path)) == {"fpu", "avx512f", "avx512_bf16"}
+    assert cpu_flags(str(tmp_path / "missing")) == set()
+
+
+def test_dtype_policy_is_restored_even_after_an_error():
+    assert keras.config.dtype_policy().name == "float32"
+    with pytest.raises(RuntimeError):
+        with dtype_policy("mixed_bfloat16") as name:
+            assert name == keras.config.dtype_policy().name == "mixed_bfloat16"
+            raise RuntimeError("boom")
+    assert keras.config.dtype_policy().name == "float32"
+
+
+def test_mixed_bfloat16_googlenet_keeps_float32_weights_and_outputs():
+    with dtype_policy("mixed_bfloat16"):
+        model = build_googlenet(input_shape=(80, 80, 3), num_classes=5, variant="paper")
+    assert keras.config.dtype_policy().name == "float32"  # the builder left nothing behind
+    conv = model.get_layer("inception_3a_1x1")
+    assert (conv.compute_dtype, conv.variable_dtype) == ("bfloat16", "float32")
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 80, 80, 3)).astype("float32")
+    outputs = model(x)
+    assert [o.dtype for o in outputs] == [tf.float32] * 3  # main, aux1, aux2 softmax
+    np.testing.assert_allclose(np.sum(outputs[0], axis=-1), 1.0, atol=1e-5)
+
+
+def test_local_response_normalization_computes_in_float32_under_mixed_bfloat16():
+    # Values up to 30: the normalizer 1 + 2e-5 * sum(squares) is then up to ~1.09, which
+    # bfloat16 (8 bits) rounds to 1.0 or 1.0078; computed in float32 it is exact.
+    x = np.random.default_rng(0).uniform(0, 30, (2, 4, 4, 16)).astype("float32")
+    x_bf16 = tf.cast(x, "bfloat16")
+    expected = tf.nn.local_response_normalization(
+        tf.cast(x_bf16, "float32"), depth_radius=2, bias=1.0, alpha=1e-4 / 5, beta=0.75
+    )
+    got = LocalResponseNormalization(dtype="mixed_bfloat16")(x)
+    assert got.dtype == tf.bfloat16
+    np.testing.assert_array_equal(tf.cast(got, "float32"), tf.cast(tf.cast(expected, "bfloat16"), "float32"))
+
+
+@pytest.mark.slow
+def test_a_mixed_bfloat16_run_saves_and_reloads_its_policy(tmp_path, monkeypatch):
+    fake_hardware(monkeypatch, flags=("avx512_bf16",))  # "auto" means bfloat16 here
+    run_dir = tmp_path / "run"
+    result = train(TrainConfig(model="nin", image_size=8, epochs=1, batch_size=128, run_dir=str(run_dir)), verbose=0)
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["train_config"]["precision"] == "mixed_bfloat16"  # resolved, not "auto"
+    assert keras.config.dtype_policy().name == "float32"
+
+    inference = keras.saving.load_model(os.path.join(run_dir, "inference.keras"))
+    conv = inference.get_layer("mlpconv1_conv")
+    assert (conv.dtype_policy.name, conv.kernel.dtype) == ("mixed_bfloat16", "float32")
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 8, 8, 1)).astype("float32")
+    probabilities = inference.predict(x, verbose=0)
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, atol=1e-5)
+    # The reloaded model scores the test split as the run did.
+    from keras_ninception import evaluate_run
+
+    evaluated = evaluate_run(str(run_dir), split="test", verbose=0)
+    assert evaluated["heads"]["main"]["accuracy"] == pytest.approx(
+        result["metrics"]["test"]["heads"]["main"]["accuracy"], abs=1e-6
+    )
