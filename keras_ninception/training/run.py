@@ -464,7 +464,9 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
         config = config.validate().resolved()
         print(f"Resuming {run_dir} with its saved configuration (other training flags are ignored).")
     # The policy this machine gives "auto", recorded as such: a resumed run keeps it.
-    config.precision = resolve_precision(config.precision)
+    if config.precision == "auto":
+        config.precision = resolve_precision("auto")
+        print(f"Precision: {config.precision} (chosen for this machine; --precision float32 forces full precision)")
 
     keras.utils.set_random_seed(config.seed)
     splits = load_splits(config)
