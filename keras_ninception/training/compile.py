@@ -106,9 +106,12 @@ def compile_model(
         aux_loss_weight: float >= 0, the weight of each aux head's loss. Default 0.3
             (Szegedy et al. 2015, Section 5).
         weight_decay: float or None, decoupled weight decay. Default None.
-        steps_per_execution: int >= 1, forwarded to `Model.compile`. Default 1.
-        jit_compile: bool or "auto", forwarded to `Model.compile`. Default False (XLA was
-            slower on CPU for these models).
+        steps_per_execution: int >= 1, forwarded to `Model.compile`. Default 1: 4 or 8
+            gave no steady gain on CPU (GoogLeNet 224 px batch 32: 12.7 against 12.9
+            images/s; NIN 32 px batch 128: within the noise), and 1 keeps per-batch callbacks.
+        jit_compile: bool or "auto", forwarded to `Model.compile`. Default False: XLA was 3x
+            slower on CPU (mixed_bfloat16 training, GoogLeNet 4.0 against 12.9 images/s, NIN
+            25 against 86; `benchmarks/speed.py --ablations` on 2 cores).
         from_logits: None (default: read off each output layer's activation), or a bool
             for every output.
 

@@ -668,6 +668,8 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
             print(f"Resuming the interrupted run in {run_dir} (same configuration).")
         else:
             print(f"Resuming {run_dir} with its saved configuration (other training flags are ignored).")
+    # `resolved()` turned "auto" into the policy this machine gets; a resumed run keeps its own.
+    print(f"Precision: {config.precision} (--precision float32 forces full precision)")
 
     # Before any other TensorFlow work (MultiWorkerMirroredStrategy's requirement).
     strategy = distribute.make_strategy(strategy_name)

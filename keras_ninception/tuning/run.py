@@ -178,6 +178,7 @@ class TuneConfig:
             download=self.download,
             run_dir=self.run_dir,
             on_bad_image=self.on_bad_image,
+            precision="float32",  # trials build under Keras' global policy, float32 by default
         )
 
     def validate(self):
