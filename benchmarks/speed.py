@@ -64,7 +64,9 @@ TARGETS = {"train_vs_peer": 1.2, "infer_vs_peer": 1.0, "pipeline_vs_train": 5.0}
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="image folder ROOT/train/<class>/*.jpg for the pipeline")
-    parser.add_argument("--peer-python", default=None, help="a python with torch + torchvision (default: this one if it has torch)")
+    parser.add_argument(
+        "--peer-python", default=None, help="a python with torch + torchvision (default: this one if it has torch)"
+    )
     parser.add_argument("--no-peer", action="store_true", help="skip the torchvision peer")
     parser.add_argument("--peer-configs", default="bf16_nhwc", help="peer configurations (default: %(default)s)")
     parser.add_argument("--models", default="googlenet,nin")
@@ -228,7 +230,12 @@ def infer_case(name, models, fmt, steps, warmup, workdir):
         got = np.asarray(call(), dtype="float32")
         for _ in range(max(warmup - 1, 0)):
             call()
-        return {"call": call, "keep": locals().get("loaded"), "batch": len(x), "max_abs_diff_vs_keras": float(np.abs(got - expected).max())}
+        return {
+            "call": call,
+            "keep": locals().get("loaded"),  # the SavedModel object, alive while its function runs
+            "batch": len(x),
+            "max_abs_diff_vs_keras": float(np.abs(got - expected).max()),
+        }
 
     def run(s):
         start = time.perf_counter()
@@ -355,7 +362,9 @@ def main(argv=None):
         if args.data:
             output_names = ("main", "aux1", "aux2") if model_name == "googlenet" else None
             cases.append(
-                pipeline_case(f"pipeline/{model_name}", args.data, *sizes[model_name], output_names, args.pipeline_batches)
+                pipeline_case(
+                    f"pipeline/{model_name}", args.data, *sizes[model_name], output_names, args.pipeline_batches
+                )
             )
     if args.peer_python and "googlenet" in args.models:
         for config in args.peer_configs.split(","):
@@ -425,7 +434,10 @@ def main(argv=None):
             ratios[f"pipeline_vs_train_{model_name}"] = pipe / train_ips
     if "pipeline_vs_train_googlenet" in ratios:
         ratios["pipeline_vs_train"] = min(v for k, v in ratios.items() if k.startswith("pipeline_vs_train_"))
-    targets = {k: {"target": t, "ratio": ratios.get(k), "met": None if k not in ratios else ratios[k] >= t} for k, t in TARGETS.items()}
+    targets = {
+        k: {"target": t, "ratio": ratios.get(k), "met": None if k not in ratios else ratios[k] >= t}
+        for k, t in TARGETS.items()
+    }
 
     extras = {c.name: c.extra() for c in cases if hasattr(c, "extra") and c._state}
     report = {

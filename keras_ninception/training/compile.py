@@ -81,7 +81,7 @@ def compile_model(
     aux_loss_weight=AUX_LOSS_WEIGHT,
     weight_decay=None,
     steps_per_execution=1,
-    jit_compile=False,
+    jit_compile="auto",
     from_logits=None,
 ):
     """Compiles a NIN or GoogLeNet model with the paper's deep-supervision recipe.
@@ -109,9 +109,12 @@ def compile_model(
         steps_per_execution: int >= 1, forwarded to `Model.compile`. Default 1: 4 or 8
             gave no steady gain on CPU (GoogLeNet 224 px batch 32: 12.7 against 12.9
             images/s; NIN 32 px batch 128: within the noise), and 1 keeps per-batch callbacks.
-        jit_compile: bool or "auto", forwarded to `Model.compile`. Default False: XLA was 3x
-            slower on CPU (mixed_bfloat16 training, GoogLeNet 4.0 against 12.9 images/s, NIN
-            25 against 86; `benchmarks/speed.py --ablations` on 2 cores).
+        jit_compile: bool or `"auto"`, forwarded to `Model.compile`. Default `"auto"`:
+            Keras' rule, XLA off on a machine with only CPUs and on where TensorFlow sees a
+            GPU (and no `tf.distribute` strategy). On CPU XLA was 3x slower
+            (mixed_bfloat16 training, GoogLeNet 4.0 against 12.9 images/s, NIN 25 against
+            86; `benchmarks/speed.py --ablations` on 2 cores); on GPU it fuses the
+            elementwise work (batch normalization) around the convolutions.
         from_logits: None (default: read off each output layer's activation), or a bool
             for every output.
 

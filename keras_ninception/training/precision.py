@@ -116,3 +116,27 @@ def dtype_policy(name):
         yield name
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def to_float32(model):
+    """A float32 copy of a model built under a mixed policy, with the same weights.
+
+    Mixed-precision layers keep float32 weights, so the copy computes what the model
+    computes, in float32. Use it where 16-bit compute cannot go: LiteRT (`tf.lite`) has no
+    bfloat16 convolution, and its converter refuses a `mixed_bfloat16` model.
+
+    Args:
+        model: a functional `keras.Model` (any policy; a float32 model gives an equal copy).
+
+    Returns:
+        A new `keras.Model`, every layer `"float32"`, same names, outputs and weights.
+    """
+
+    def clone(layer):
+        config = layer.get_config()
+        config["dtype"] = "float32"
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy

@@ -75,3 +75,24 @@ def test_logits_models_get_from_logits_losses():
 def test_bad_compile_arguments(tiny_googlenet, kwargs, message):
     with pytest.raises(ValueError, match=rf"`{message}`.*Received: {message}="):
         compile_model(tiny_googlenet, **kwargs)
+
+
+def test_xla_is_on_only_where_a_gpu_is(monkeypatch):
+    """`jit_compile="auto"` (the default): XLA off on CPU-only machines, where it was 3x slower."""
+    has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    model = build_nin(input_shape=(8, 8, 1), num_classes=NUM_CLASSES)
+    assert compile_model(model).jit_compile is has_gpu
+
+    class FakeGPU:
+        device_type = "GPU"
+        name = "/physical_device:GPU:0"
+
+    real = tf.config.list_physical_devices
+
+    def with_a_gpu(device_type=None):
+        return real(device_type) + ([FakeGPU()] if device_type in (None, "GPU") else [])
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", with_a_gpu)
+    assert compile_model(build_nin(input_shape=(8, 8, 1), num_classes=NUM_CLASSES)).jit_compile is True
+    forced = compile_model(build_nin(input_shape=(8, 8, 1), num_classes=NUM_CLASSES), jit_compile=False)
+    assert forced.jit_compile is False

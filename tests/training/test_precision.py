@@ -10,13 +10,14 @@ import tensorflow as tf
 
 from keras_ninception import TrainConfig, train
 from keras_ninception.layers.normalization import LocalResponseNormalization
-from keras_ninception.models import build_googlenet
+from keras_ninception.models import build_googlenet, build_nin
 from keras_ninception.training import precision
 from keras_ninception.training.precision import (
     cpu_flags,
     default_precision_policy,
     dtype_policy,
     resolve_precision,
+    to_float32,
 )
 
 
@@ -121,3 +122,38 @@ def test_a_mixed_bfloat16_run_saves_and_reloads_its_policy(tmp_path, monkeypatch
     assert evaluated["heads"]["main"]["accuracy"] == pytest.approx(
         result["metrics"]["test"]["heads"]["main"]["accuracy"], abs=1e-6
     )
+
+
+def test_to_float32_copies_weights_into_float32_layers():
+    with dtype_policy("mixed_bfloat16"):
+        mixed = build_googlenet(input_shape=(80, 80, 3), num_classes=5, variant="paper")
+    copy = to_float32(mixed)
+    assert {layer.dtype_policy.name for layer in copy.layers} == {"float32"}
+    assert copy.output_names == ["main", "aux1", "aux2"]
+    # The same as a float32 build given the same weights, to the last bit.
+    reference = build_googlenet(input_shape=(80, 80, 3), num_classes=5, variant="paper")
+    reference.set_weights(mixed.get_weights())
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 80, 80, 3)).astype("float32")
+    for got, expected in zip(copy.predict(x, verbose=0), reference.predict(x, verbose=0), strict=True):
+        np.testing.assert_array_equal(got, expected)
+    assert mixed.get_layer("inception_3a_1x1").compute_dtype == "bfloat16"  # the original is untouched
+
+
+@pytest.mark.slow
+def test_litert_needs_the_float32_copy_of_a_mixed_bfloat16_model(tmp_path):
+    with dtype_policy("mixed_bfloat16"):
+        mixed = build_nin(input_shape=(16, 16, 3), num_classes=4, batch_norm=True)
+    mixed.export(str(tmp_path / "mixed"), format="tf_saved_model", verbose=False)
+    with pytest.raises(Exception, match="Conv2D"):  # no bfloat16 convolution in LiteRT
+        tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "mixed")).convert()
+    copy = to_float32(mixed)
+    copy.export(str(tmp_path / "float32"), format="tf_saved_model", verbose=False)
+    interpreter = tf.lite.Interpreter(
+        model_content=tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "float32")).convert()
+    )
+    interpreter.allocate_tensors()
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 16, 16, 3)).astype("float32")
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(got, copy.predict(x, verbose=0), atol=1e-5)
