@@ -41,6 +41,7 @@ import tensorflow as tf
 from keras_ninception.checks import check_bool, check_choice
 from keras_ninception.data.pipeline import resize_image, scale_images
 from keras_ninception.models import to_inference_model
+from keras_ninception.training.precision import to_float32
 
 FORMATS = ("keras", "saved_model", "litert")
 METADATA_FILE = "metadata.json"
@@ -300,8 +301,10 @@ def export_litert(model, path, class_names, *, overwrite=False, source=None):
     only (no Flex delegate needed). Input `images`: `uint8` `(batch, H, W, C)` at the
     model's size (batch 1 unless resized with `resize_tensor_input`); the scaling
     `x / 127.5 - 1` runs inside; output `probabilities` `float32` `(batch, num_classes)`.
-    Images of another size are resized by the caller first. Float32 weights, no
-    quantization. Class names are in `metadata.json`.
+    Images of another size are resized by the caller first. Float32 weights and float32
+    compute, no quantization: a model trained under a mixed policy (the `mixed_bfloat16`
+    default on AVX512-BF16 CPUs) is converted through `training.precision.to_float32`,
+    since LiteRT has no bfloat16 convolution. Class names are in `metadata.json`.
 
     Args, Returns: as for `export_keras`.
 
@@ -311,6 +314,7 @@ def export_litert(model, path, class_names, *, overwrite=False, source=None):
     """
     path, class_names, image_size, channels = _check_export_arguments(model, path, class_names, overwrite)
     data_format = keras.config.image_data_format()
+    model = to_float32(model)
 
     def serve(images):
         x = scale_images(images, data_format)

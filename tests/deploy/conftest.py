@@ -44,7 +44,7 @@ def ninception(*args, timeout=300):
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory):
     run_dir = str(tmp_path_factory.mktemp("runs") / "nin-digits")
-    train(TrainConfig(model="nin", image_size=12, epochs=2, batch_size=32, run_dir=run_dir), verbose=0)
+    train(TrainConfig(model="nin", image_size=12, epochs=2, batch_size=32, precision="float32", run_dir=run_dir), verbose=0)
     return run_dir
 
 
@@ -61,7 +61,10 @@ def rgb_run(tmp_path_factory):
                 write_image(str(root / split / class_name / f"{index}.png"), image)
     run_dir = str(tmp_path_factory.mktemp("runs") / "nin-rgb")
     train(
-        TrainConfig(model="nin", dataset=str(root), image_size=16, epochs=3, batch_size=8, run_dir=run_dir),
+        TrainConfig(
+                model="nin", dataset=str(root), image_size=16, epochs=3, batch_size=8, precision="float32",
+                run_dir=run_dir,
+            ),
         verbose=0,
     )
     return run_dir

@@ -213,3 +213,25 @@ def test_export_cli(digits_run, digits_exports, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"Exported keras to {output}" in result.stdout
     assert sorted(os.listdir(output)) == ["metadata.json", "model.keras"]
+
+
+def test_litert_export_of_a_mixed_bfloat16_model_computes_in_float32(tmp_path):
+    """LiteRT has no bfloat16 convolution: a model built under `mixed_bfloat16` (the default
+    policy on AVX512-BF16 CPUs) is converted through its float32 copy, and the flatbuffer
+    computes what that copy computes."""
+    from keras_ninception.deploy.export import export_litert
+    from keras_ninception.deploy.predict import _litert_interpreter
+    from keras_ninception.training.precision import dtype_policy, to_float32
+
+    with dtype_policy("mixed_bfloat16"):
+        model = build_nin(input_shape=(12, 12, 3), num_classes=4, widths=(8, 8, 8), kernel_sizes=(3, 3, 3))
+    assert model.get_layer("main").dtype_policy.name == "float32"  # the softmax output
+    assert any(layer.compute_dtype == "bfloat16" for layer in model.layers)
+    path = export_litert(model, str(tmp_path / "litert"), ["a", "b", "c", "d"])
+    runner = _litert_interpreter(os.path.join(path, "model.tflite")).get_signature_runner("serve")
+    images = random_images(1, 12, 12, 3, seed=3)
+    probabilities = runner(images=images)["probabilities"]
+    x = images.astype("float32") / 127.5 - 1
+    np.testing.assert_allclose(probabilities, to_float32(model).predict(x, verbose=0), atol=LITERT_ATOL)
+    # ... and the bfloat16 model itself within bfloat16's precision.
+    np.testing.assert_allclose(probabilities, model.predict(x, verbose=0), atol=2e-2)
