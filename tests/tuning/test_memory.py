@@ -9,8 +9,11 @@ a few MiB per trial after the first ones (allocator noise), against 28 before.
 """
 
 import gc
+import json
 import os
 import resource
+import subprocess
+import sys
 
 import pytest
 
@@ -32,8 +35,12 @@ def resident_mib():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
 
 
-@pytest.mark.slow
-def test_resident_memory_stays_bounded_over_trials(tmp_path, monkeypatch):
+def measure(run_dir):
+    """Runs a TRIALS-trial search and returns `(resident MiB after each trial, registry growth)`.
+
+    Run in a fresh process (below): in the test session's own process the memory of every
+    earlier test is in the baseline, and the allocator's noise on top of it hides the slope.
+    """
     samples = []
     make_tuner = run_module.make_tuner
 
@@ -49,19 +56,33 @@ def test_resident_memory_stays_bounded_over_trials(tmp_path, monkeypatch):
         tuner.on_trial_end = record
         return tuner
 
-    monkeypatch.setattr(run_module, "make_tuner", recording_tuner)
+    run_module.make_tuner = recording_tuner
     space = {"mlpconv1_filters": [16, 32], "mlpconv2_filters": [16, 32], "mlpconv3_filters": 16}
-    config = TuneConfig(model="nin", image_size=8, max_trials=TRIALS, epochs=1, search_space=space, run_dir=str(tmp_path / "run"))
+    config = TuneConfig(model="nin", image_size=8, max_trials=TRIALS, epochs=1, search_space=space, run_dir=run_dir)
     registry_before = len(gradient_registry())
     result = tune(config, verbose=0)
-    assert len(result["trials"]) == TRIALS and len(samples) == TRIALS
+    assert len(result["trials"]) == TRIALS
+    return samples, len(gradient_registry()) - registry_before
+
+
+@pytest.mark.slow
+def test_resident_memory_stays_bounded_over_trials(tmp_path):
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.run(
+        [sys.executable, "-m", "tests.tuning.test_memory", str(tmp_path / "run")],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    samples, registry_growth = json.loads(process.stdout.strip().splitlines()[-1])
+    assert len(samples) == TRIALS
     print("resident MiB after each trial:", [round(s, 1) for s in samples])
     # The first trials warm up caches and the allocator (measured: 818, 823, 793, 837, 839,
     # 840, 839 MiB); from the fourth on the growth was below 1 MiB per trial.
     per_trial = (samples[-1] - samples[3]) / (TRIALS - 4)
     assert per_trial < MAX_MIB_PER_TRIAL, [round(s) for s in samples]
     # The best model's restore traces no train step; the trials left nothing behind.
-    assert len(gradient_registry()) - registry_before <= 2
+    assert registry_growth <= 2
 
 
 def test_custom_gradient_scope_removes_only_what_was_added_inside():
@@ -90,3 +111,8 @@ def test_custom_gradient_scope_removes_only_what_was_added_inside():
     assert scope.end() == 2
     assert set(registry) == kept
     assert scope.end() == 0  # ends once
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    print(json.dumps(measure(sys.argv[1])))
