@@ -41,6 +41,7 @@ import tensorflow as tf
 from keras_ninception.checks import check_bool, check_choice
 from keras_ninception.data.pipeline import resize_image, scale_images
 from keras_ninception.models import to_inference_model
+from keras_ninception.models.common import with_keras_batch_normalization
 from keras_ninception.training.precision import to_float32
 
 FORMATS = ("keras", "saved_model", "litert")
@@ -222,8 +223,9 @@ def export_keras(model, path, class_names, *, overwrite=False, source=None):
     """Exports `model` as a folder with `model.keras` and `metadata.json`.
 
     The `.keras` file reloads with `keras.saving.load_model` in safe mode, no
-    `custom_objects` (`import keras_ninception` first for a `paper`-variant GoogLeNet, whose
-    LRN layer the import registers). It takes preprocessed `float32` images; the class names
+    `custom_objects` and no `keras_ninception` (batch normalization is written as Keras' own
+    layer, `with_keras_batch_normalization`), except for a `paper`-variant GoogLeNet: its LRN
+    layer needs `import keras_ninception` first, which registers it. It takes preprocessed `float32` images; the class names
     are in `metadata.json`.
 
     Args:
@@ -244,7 +246,7 @@ def export_keras(model, path, class_names, *, overwrite=False, source=None):
     path, class_names, image_size, channels = _check_export_arguments(model, path, class_names, overwrite)
     return write_export_atomic(
         path,
-        lambda tmp: model.save(os.path.join(tmp, KERAS_FILE)),
+        lambda tmp: with_keras_batch_normalization(model).save(os.path.join(tmp, KERAS_FILE)),
         _metadata("keras", model, class_names, image_size, channels, source),
         overwrite,
     )

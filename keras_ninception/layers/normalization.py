@@ -1,7 +1,14 @@
-"""Local response normalization across channels, as a registered Keras layer.
+"""Normalization layers: local response normalization, and batch normalization on TF's fused kernel.
 
-Keras 3 has no LRN layer, and a `Lambda` wrapping `tf.nn.local_response_normalization` does
-not reload in safe mode, so this is a small serializable layer written with `keras.ops`.
+- `LocalResponseNormalization`: Keras 3 has no LRN layer, and a `Lambda` wrapping
+  `tf.nn.local_response_normalization` does not reload in safe mode, so this is a small
+  serializable layer written with `keras.ops`.
+- `FusedBatchNormalization`: `keras.layers.BatchNormalization` with the same weights, config
+  and arithmetic, computed by TensorFlow's fused kernel (`tf.nn.fused_batch_norm`, the
+  `fused=True` path of tf.keras 2) where it applies. Keras 3 composes batch normalization from
+  `moments` and element-wise ops (and, under a mixed policy, casts to float32 and back): on a
+  2-core CPU that made GoogLeNet's training step 1.43x slower in bfloat16 and 1.17x in float32
+  (`benchmarks/speed.py`; keras-team/keras-core#225).
 """
 
 import keras
@@ -83,3 +90,86 @@ class LocalResponseNormalization(keras.layers.Layer):
             "k": self.k,
             "data_format": self.data_format,
         }
+
+
+# `tf.nn.fused_batch_norm` raises a smaller epsilon to this silently (cuDNN's minimum); a layer
+# with a smaller epsilon keeps Keras' composite arithmetic so its output does not change.
+FUSED_BATCH_NORM_MIN_EPSILON = 1.001e-5
+
+
+@keras.saving.register_keras_serializable(package="keras_ninception")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """`keras.layers.BatchNormalization` computed by TensorFlow's fused batch-norm kernel.
+
+    Same arguments, weights (`gamma`, `beta`, `moving_mean`, `moving_variance`, float32), config
+    and results as `keras.layers.BatchNormalization` (Ioffe & Szegedy 2015): in training,
+    `y = gamma * (x - mean_B) / sqrt(var_B + epsilon) + beta` with the batch's biased
+    variance, and `moving = moving * momentum + batch * (1 - momentum)`; in inference (or when
+    the layer is frozen) the moving statistics. The difference is the kernel: one
+    `FusedBatchNormV3` op (oneDNN on x86 CPUs, cuDNN on GPUs) and its fused gradient instead of
+    Keras 3's `moments` + element-wise ops, and under a mixed policy it reads and writes the 16-bit
+    activations directly (statistics still accumulate in float32 inside the kernel) instead of
+    casting them to float32 and back. Grappler also folds a following ReLU into it
+    (`_FusedBatchNormEx`).
+
+    The fused kernel is used when all hold; otherwise the layer runs Keras' own `call`, so it is
+    always correct:
+    - the TensorFlow backend, a 4-D input, channels last (`axis` 3 or -1);
+    - no mask, `renorm=False`, `synchronized=False`;
+    - `epsilon >= 1.001e-5` (the fused kernel's minimum).
+
+    Deviation from the kernel's own output, corrected here: in training `FusedBatchNormV3`
+    returns the Bessel-corrected batch variance (divided by `n - 1`); Keras' moving variance
+    tracks the biased one (divided by `n`), so it is rescaled by `(n - 1) / n`, `n` the number
+    of values per channel (batch x height x width).
+
+    Input/output: 4-D float tensor `(batch, height, width, channels)`, shape and dtype
+    unchanged (float32, bfloat16 or float16 by the layer's dtype policy).
+
+    A `.keras` file holding this layer loads where `keras_ninception` is imported (every loader
+    of this package is); exported SavedModel and LiteRT files need nothing (the kernel is a
+    standard TensorFlow op).
+    """
+
+    def _uses_fused_kernel(self, inputs, mask):
+        return (
+            keras.backend.backend() == "tensorflow"
+            and mask is None
+            and not self.renorm
+            and not self.synchronized
+            and len(inputs.shape) == 4
+            and self.axis in (3, -1)
+            and self.epsilon >= FUSED_BATCH_NORM_MIN_EPSILON
+        )
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._uses_fused_kernel(inputs, mask):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        channels = inputs.shape[-1]
+        scale = self.gamma.value if self.scale else tf.ones((channels,), "float32")
+        offset = self.beta.value if self.center else tf.zeros((channels,), "float32")
+        if training and self.trainable:
+            outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+                inputs, scale, offset, epsilon=self.epsilon, data_format="NHWC", is_training=True
+            )
+            count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:3]), "float32")
+            variance = variance * ((count - 1.0) / tf.maximum(count, 1.0))  # unbiased -> biased
+            momentum = self.momentum
+            self.moving_mean.assign(self.moving_mean.value * momentum + mean * (1.0 - momentum))
+            self.moving_variance.assign(
+                self.moving_variance.value * momentum + variance * (1.0 - momentum)
+            )
+            return outputs
+        outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            inputs,
+            scale,
+            offset,
+            mean=self.moving_mean.value,
+            variance=self.moving_variance.value,
+            epsilon=self.epsilon,
+            data_format="NHWC",
+            is_training=False,
+        )
+        return outputs

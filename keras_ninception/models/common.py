@@ -185,3 +185,35 @@ def load_weights(model, weights):
 def scaled(filters, width_multiplier):
     """`filters` × `width_multiplier`, rounded, at least 1."""
     return max(1, int(round(filters * width_multiplier)))
+
+
+def with_keras_batch_normalization(model):
+    """A copy of `model` whose batch normalization layers are Keras' own, for plain-Keras loading.
+
+    The builders use `FusedBatchNormalization` (Keras' `BatchNormalization` on TensorFlow's
+    fused kernel), a registered layer of this package: a `.keras` file holding it loads where
+    `keras_ninception` is imported. The copy has `keras.layers.BatchNormalization` layers with
+    the same config and weights, so it computes the same outputs (up to float rounding:
+    the kernels differ) and its `.keras` file loads with Keras alone (`export --format keras`
+    writes it). Other layers are reused as they are, weights shared.
+
+    Args:
+        model: a functional `keras.Model`.
+
+    Returns:
+        A new `keras.Model` with the same name, inputs, outputs and layer names.
+    """
+    from keras_ninception.layers import FusedBatchNormalization
+
+    if not any(isinstance(layer, FusedBatchNormalization) for layer in model.layers):
+        return model
+
+    def clone(layer):
+        if not isinstance(layer, FusedBatchNormalization):
+            return layer
+        copy = keras.layers.BatchNormalization.from_config(layer.get_config())
+        copy.build(layer.input.shape)
+        copy.set_weights(layer.get_weights())
+        return copy
+
+    return keras.models.clone_model(model, clone_function=clone)
