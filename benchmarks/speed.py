@@ -34,7 +34,9 @@ so a machine that gets busier or quieter during the run shifts every case alike:
   ratios our/peer.
 
 `--ablations` adds the cases behind the defaults: XLA (`jit_compile=True`) and
-`steps_per_execution` > 1 for both models' training.
+`steps_per_execution` > 1 for both models' training, and, in each precision, training and
+Keras inference with Keras' own `BatchNormalization` in place of the package's fused one
+(`*_keras_bn`).
 
 Writes `speed.json` (every round's value, medians, ratios, targets) and `speed.md` to
 `--out-dir` (default `benchmarks/results`). This is a benchmark, not a test: figures depend
@@ -82,7 +84,7 @@ def parse_args(argv=None):
     parser.add_argument("--nin-batch", type=int, default=128)
     parser.add_argument("--matmul-size", type=int, default=4096)
     parser.add_argument("--pipeline-batches", type=int, default=20, help="timed batches of the pipeline")
-    parser.add_argument("--ablations", action="store_true", help="also XLA and steps_per_execution cases")
+    parser.add_argument("--ablations", action="store_true", help="also XLA, steps_per_execution and Keras-BN cases")
     parser.add_argument("--quick", action="store_true", help="1 round, 2 steps, small matmul: a smoke run")
     parser.add_argument("--out-dir", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
@@ -340,6 +342,8 @@ def main(argv=None):
     import keras
     import tensorflow as tf
 
+    from keras_ninception.models import to_inference_model
+    from keras_ninception.models.common import with_keras_batch_normalization
     from keras_ninception.models.profile import profile_model
     from keras_ninception.training.precision import resolve_precision
 
@@ -348,10 +352,19 @@ def main(argv=None):
     sizes = {"googlenet": (args.googlenet_size, args.googlenet_batch), "nin": (args.nin_size, args.nin_batch)}
     built = {}
 
-    def models(model_name, policy, fresh=False):
-        """A function giving the (model, inference, x, y) of one policy: shared, or `fresh` each call."""
+    def models(model_name, policy, fresh=False, keras_batch_norm=False):
+        """A function giving the (model, inference, x, y) of one policy: shared, or `fresh` each call.
+
+        `keras_batch_norm`: with Keras' own `BatchNormalization` layers in place of the
+        package's fused ones (a fresh copy, same weights), the ablation of the fused kernel.
+        """
 
         def get():
+            if keras_batch_norm:
+                model, _, x, y = build_models(model_name, policy, *sizes[model_name])
+                model = with_keras_batch_normalization(model)
+                inference = to_inference_model(model) if len(model.output_names) > 1 else model
+                return model, inference, x, y
             if fresh:
                 return build_models(model_name, policy, *sizes[model_name])
             if (model_name, policy) not in built:
@@ -379,6 +392,12 @@ def main(argv=None):
             cases.append(
                 train_case(f"{prefix}/train_spe{spe}", get, max(args.steps, spe), args.warmup, steps_per_execution=spe)
             )
+            for policy in policies:
+                keras_bn = models(model_name, policy, keras_batch_norm=True)
+                cases.append(train_case(f"{model_name}/{policy}/train_keras_bn", keras_bn, args.steps, args.warmup))
+                cases.append(
+                    infer_case(f"{model_name}/{policy}/infer_keras_keras_bn", keras_bn, "keras", args.steps, args.warmup, workdir)
+                )
         if args.data:
             output_names = ("main", "aux1", "aux2") if model_name == "googlenet" else None
             cases.append(
