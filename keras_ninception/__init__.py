@@ -4,7 +4,8 @@ Public API:
     - Builders: `build_googlenet`, `build_nin`, `to_inference_model`,
       `build_feature_extractor` (named stage outputs).
     - Blocks: `apply_mlpconv`, `apply_inception`, `apply_aux_head` (and `apply_conv`,
-      `apply_pool`, `apply_classifier`).
+      `apply_pool`, `apply_classifier`); layers `FusedBatchNormalization` (Keras'
+      `BatchNormalization` on TF's fused kernel) and `LocalResponseNormalization`.
     - Training: `compile_model` (loss weights [1, 0.3, 0.3], one loss and accuracy per
       head), `TrainConfig`, `train`, `evaluate_run` (every head: accuracy, size, latency),
       `prune_run` (a run cut after one head; `prune_to_head` for a model).
@@ -15,6 +16,7 @@ __version__ = "0.1.0"
 
 from keras_ninception.data import load_dataset
 from keras_ninception.layers import (
+    FusedBatchNormalization,
     LocalResponseNormalization,
     apply_aux_head,
     apply_classifier,
@@ -32,6 +34,7 @@ from keras_ninception.models import (
     min_input_size,
     prune_to_head,
     to_inference_model,
+    with_keras_batch_normalization,
 )
 from keras_ninception.training import compile_model
 from keras_ninception.training.evaluate import evaluate_run
