@@ -131,7 +131,10 @@ def load_keras_file(path, compile=True):
     """`keras.saving.load_model(path)` in safe mode: reads configuration and weights, never code.
 
     A `Lambda` layer holds Python code (Keras serializes its function), and no model of this
-    package has one, so a file with one is refused before Keras reads it.
+    package has one, so a file with one is refused before Keras reads it. Keras'
+    `BatchNormalization` layers come back as `FusedBatchNormalization`
+    (`with_fused_batch_normalization`: same weights, the kernel training used); a compiled
+    file's loss, metrics and loss weights are kept, not its optimizer state.
 
     Raises:
         ValueError: the file holds a `Lambda` layer, or is not a readable `.keras` file
@@ -146,11 +149,15 @@ def load_keras_file(path, compile=True):
             "and weights only, never code; rebuild the model without Lambda layers."
         )
     try:
-        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+        model = keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as error:  # zipfile, h5py and Keras raise many types for a bad file
         raise ValueError(
             f"{path!r} is not a readable .keras model file ({str(error).splitlines()[0][:200]})."
         ) from None
+    fused = with_fused_batch_normalization(model)
+    if fused is not model and compile and model.compiled:
+        fused.compile_from_config(model.get_compile_config())  # loss, metrics, loss weights
+    return fused
 
 
 def load_weights(model, weights):
@@ -187,33 +194,55 @@ def scaled(filters, width_multiplier):
     return max(1, int(round(filters * width_multiplier)))
 
 
+def _replace_batch_normalization(model, source_class, target_class):
+    """A copy of `model` with every `source_class` layer rebuilt as `target_class`, same weights.
+
+    Every layer is a new one (no layer is shared with `model`: a shared layer would have two
+    graphs' nodes, and `layer.output` of the copy would be ambiguous).
+    """
+    if not any(type(layer) is source_class for layer in model.layers):
+        return model
+
+    def clone(layer):
+        layer_class = target_class if type(layer) is source_class else layer.__class__
+        return layer_class.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def with_keras_batch_normalization(model):
     """A copy of `model` whose batch normalization layers are Keras' own, for plain-Keras loading.
 
     The builders use `FusedBatchNormalization` (Keras' `BatchNormalization` on TensorFlow's
     fused kernel), a registered layer of this package: a `.keras` file holding it loads where
     `keras_ninception` is imported. The copy has `keras.layers.BatchNormalization` layers with
-    the same config and weights, so it computes the same outputs (up to float rounding:
-    the kernels differ) and its `.keras` file loads with Keras alone (`export --format keras`
-    writes it). Other layers are reused as they are, weights shared.
+    the same config and weights, so it computes the same outputs (up to float rounding: the
+    kernels differ, about 1e-3 relative under `mixed_bfloat16`) and its `.keras` file loads
+    with Keras alone. `ninception train` saves the run's `.keras` files this way, and
+    `export --format keras` too. Every other layer is copied as it is.
 
     Args:
         model: a functional `keras.Model`.
 
     Returns:
-        A new `keras.Model` with the same name, inputs, outputs and layer names.
+        A new `keras.Model` with the same name, inputs, outputs and layer names (`model`
+        itself when it has no `FusedBatchNormalization`).
     """
     from keras_ninception.layers import FusedBatchNormalization
 
-    if not any(isinstance(layer, FusedBatchNormalization) for layer in model.layers):
-        return model
+    return _replace_batch_normalization(model, FusedBatchNormalization, keras.layers.BatchNormalization)
 
-    def clone(layer):
-        if not isinstance(layer, FusedBatchNormalization):
-            return layer
-        copy = keras.layers.BatchNormalization.from_config(layer.get_config())
-        copy.build(layer.input.shape)
-        copy.set_weights(layer.get_weights())
-        return copy
 
-    return keras.models.clone_model(model, clone_function=clone)
+def with_fused_batch_normalization(model):
+    """The inverse of `with_keras_batch_normalization`: Keras' BN layers become `FusedBatchNormalization`.
+
+    The package's loaders (`load_keras_file`) apply it, so a loaded run evaluates, prunes and
+    exports with the kernel it was trained with (same numbers as training, and faster).
+
+    Args, Returns: as for `with_keras_batch_normalization`.
+    """
+    from keras_ninception.layers import FusedBatchNormalization
+
+    return _replace_batch_normalization(model, keras.layers.BatchNormalization, FusedBatchNormalization)

@@ -23,7 +23,13 @@ import tensorflow as tf
 
 from keras_ninception.checks import check_bool, check_choice, check_int, check_number
 from keras_ninception.data import load_dataset
-from keras_ninception.models import build_googlenet, build_nin, min_input_size, to_inference_model
+from keras_ninception.models import (
+    build_googlenet,
+    build_nin,
+    min_input_size,
+    to_inference_model,
+    with_keras_batch_normalization,
+)
 from keras_ninception.training import monitoring
 from keras_ninception.training import distribute
 from keras_ninception.training.compile import compile_model
@@ -227,8 +233,12 @@ def write_json_atomic(path, data):
 
 
 def save_model_atomic(model, path):
-    """`model.save(path)` atomically: a `.keras` file is whole or absent, never half-written."""
-    replace_atomic(path, model.save, ".keras")
+    """`model.save(path)` atomically: a `.keras` file is whole or absent, never half-written.
+
+    Batch normalization is written as Keras' own layer (`with_keras_batch_normalization`: same
+    config and weights), so the run's `model.keras` and `inference.keras` load with Keras alone.
+    """
+    replace_atomic(path, with_keras_batch_normalization(model).save, ".keras")
 
 
 def read_json(path):

@@ -124,6 +124,20 @@ def test_a_crash_while_saving_the_model_leaves_a_run_that_resumes_without_traini
 # --- NaN loss ------------------------------------------------------------------------
 
 
+@keras.saving.register_keras_serializable(package="tests")
+class NanAfter(keras.optimizers.schedules.LearningRateSchedule):
+    """1e-3 for the first `steps` updates, then NaN (`where`, so step 1 is not NaN times 0)."""
+
+    def __init__(self, steps):
+        self.steps = steps
+
+    def __call__(self, step):
+        return keras.ops.where(step < self.steps, 1e-3, float("nan"))
+
+    def get_config(self):
+        return {"steps": self.steps}
+
+
 @pytest.mark.slow
 def test_a_nan_loss_in_epoch_2_stops_with_exit_2_and_keeps_epoch_1(tmp_path, monkeypatch, capsys):
     run_dir = tmp_path / "run"
@@ -131,7 +145,9 @@ def test_a_nan_loss_in_epoch_2_stops_with_exit_2_and_keeps_epoch_1(tmp_path, mon
 
     def explodes_in_epoch_2(config, steps):
         assert steps == steps_per_epoch
-        return keras.optimizers.schedules.PiecewiseConstantDecay([steps], [1e-3, 1e30])
+        # A NaN learning rate from epoch 2 on: the first update makes every weight NaN. (A huge
+        # one, 1e30, no longer ends in NaN since batch normalization runs on the fused kernel.)
+        return NanAfter(steps)
 
     monkeypatch.setattr(run, "learning_rate_schedule", explodes_in_epoch_2)
     status = main(["train", "--model", "nin", "--image-size", "8", "--epochs", "3", "--batch-size", "128",
