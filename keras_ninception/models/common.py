@@ -194,12 +194,20 @@ def scaled(filters, width_multiplier):
     return max(1, int(round(filters * width_multiplier)))
 
 
-def _replace_batch_normalization(model, source_class, target_class):
-    """A copy of `model` with every `source_class` layer rebuilt as `target_class`, same weights.
+def copy_model(model, clone_layer):
+    """A copy of a functional `model`, each layer rebuilt by `clone_layer(layer)`, with its weights.
 
-    Every layer is a new one (no layer is shared with `model`: a shared layer would have two
-    graphs' nodes, and `layer.output` of the copy would be ambiguous).
+    Every layer is a new one (none is shared with `model`: a shared layer would hold two
+    graphs' nodes, and `layer.output` in the copy would be ambiguous). `clone_layer` must give
+    a layer with the same weights in the same order (a changed class or dtype is fine).
     """
+    copy = keras.models.clone_model(model, clone_function=clone_layer)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _replace_batch_normalization(model, source_class, target_class):
+    """A copy of `model` with every `source_class` layer rebuilt as `target_class`, same weights."""
     if not any(type(layer) is source_class for layer in model.layers):
         return model
 
@@ -207,9 +215,7 @@ def _replace_batch_normalization(model, source_class, target_class):
         layer_class = target_class if type(layer) is source_class else layer.__class__
         return layer_class.from_config(layer.get_config())
 
-    copy = keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
-    return copy
+    return copy_model(model, clone)
 
 
 def with_keras_batch_normalization(model):

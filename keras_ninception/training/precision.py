@@ -28,6 +28,7 @@ import keras
 import tensorflow as tf
 
 from keras_ninception.checks import check_choice
+from keras_ninception.models.common import copy_model
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 # `/proc/cpuinfo` flags of CPUs with native bfloat16 matrix arithmetic (AVX512-BF16, AMX).
@@ -137,6 +138,4 @@ def to_float32(model):
         config["dtype"] = "float32"
         return layer.__class__.from_config(config)
 
-    copy = keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
-    return copy
+    return copy_model(model, clone)
