@@ -225,8 +225,8 @@ def export_keras(model, path, class_names, *, overwrite=False, source=None):
     The `.keras` file reloads with `keras.saving.load_model` in safe mode, no
     `custom_objects` and no `keras_ninception` (batch normalization is written as Keras' own
     layer, `with_keras_batch_normalization`), except for a `paper`-variant GoogLeNet: its LRN
-    layer needs `import keras_ninception` first, which registers it. It takes preprocessed `float32` images; the class names
-    are in `metadata.json`.
+    layer needs `import keras_ninception` first, which registers it. It takes preprocessed
+    `float32` images; the class names are in `metadata.json`.
 
     Args:
         model: a single-output `keras.Model` (`to_inference_model` of a run's model).

@@ -12,6 +12,7 @@ import keras
 from keras import layers
 
 from keras_ninception.checks import check_bool, check_choice, check_num_classes, check_rate, is_int  # noqa: F401
+from keras_ninception.layers.normalization import FusedBatchNormalization
 
 POOLING_CHOICES = (None, "avg", "max")
 
@@ -225,7 +226,7 @@ def with_keras_batch_normalization(model):
     fused kernel), a registered layer of this package: a `.keras` file holding it loads where
     `keras_ninception` is imported. The copy has `keras.layers.BatchNormalization` layers with
     the same config and weights, so it computes the same outputs (up to float rounding: the
-    kernels differ, about 1e-3 relative under `mixed_bfloat16`) and its `.keras` file loads
+    kernels differ, most under `mixed_bfloat16`) and its `.keras` file loads
     with Keras alone. `ninception train` saves the run's `.keras` files this way, and
     `export --format keras` too. Every other layer is copied as it is.
 
@@ -236,8 +237,6 @@ def with_keras_batch_normalization(model):
         A new `keras.Model` with the same name, inputs, outputs and layer names (`model`
         itself when it has no `FusedBatchNormalization`).
     """
-    from keras_ninception.layers import FusedBatchNormalization
-
     return _replace_batch_normalization(model, FusedBatchNormalization, keras.layers.BatchNormalization)
 
 
@@ -249,6 +248,4 @@ def with_fused_batch_normalization(model):
 
     Args, Returns: as for `with_keras_batch_normalization`.
     """
-    from keras_ninception.layers import FusedBatchNormalization
-
     return _replace_batch_normalization(model, keras.layers.BatchNormalization, FusedBatchNormalization)
