@@ -2,15 +2,50 @@
 
 The CLI only parses arguments and calls the training layer; errors in the package's own
 words are printed as `ninception: error: ...` with exit status 2, nothing half-written.
+Results (`--json`, tables, predictions) go to stdout; run messages are `keras_ninception`
+log records on stderr, and `-q/--quiet` and `-v/--verbose` mean the same in every subcommand
+(`_add_verbosity_flags`, `_apply_verbosity`).
 """
 
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import sys
 
 DESCRIPTION = "Network in Network and GoogLeNet (Inception v1) for Keras 3."
+logger = logging.getLogger("keras_ninception.cli")
+
+
+def _add_verbosity_flags(parser):
+    """`-q/--quiet` and `-v/--verbose`, the same for every subcommand."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "-q",
+        "--quiet",
+        dest="verbosity",
+        action="store_const",
+        const="quiet",
+        default="default",
+        help="only results, warnings and errors: no run messages, no Keras progress bars",
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        dest="verbosity",
+        action="store_const",
+        const="verbose",
+        help="also the detail of a run (its resolved configuration)",
+    )
+
+
+def _apply_verbosity(args):
+    """Sets the package's log level from `--quiet`/`--verbose`; returns Keras' `verbose`."""
+    from keras_ninception import reporting
+
+    reporting.configure(args.verbosity)
+    return reporting.keras_verbose(args.verbosity)
 
 
 def _add_train_parser(subparsers):
@@ -174,6 +209,7 @@ def _prune(args):
         tolerance=args.tolerance,
         overwrite=args.overwrite,
         batch_size=args.batch_size,
+        verbose=args.keras_verbose,
     )
 
 
@@ -251,7 +287,7 @@ def _train(args):
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
-    train(config, resume=args.resume, overwrite=args.overwrite)
+    train(config, resume=args.resume, overwrite=args.overwrite, verbose=args.keras_verbose)
 
 
 def _evaluate(args):
@@ -264,7 +300,7 @@ def _evaluate(args):
         split=args.split,
         data_dir=args.data_dir,
         batch_size=args.batch_size,
-        verbose=0 if args.json else "auto",  # keep stdout pure JSON
+        verbose=0 if args.json else args.keras_verbose,  # keep stdout pure JSON
         latency_repeats=args.latency_repeats,
     )
     files = save_evaluation(result, args.output_dir, evaluation_name(args.split, args.dataset))
@@ -272,7 +308,7 @@ def _evaluate(args):
         print(json.dumps({**result, "files": files}, indent=2))
         return
     print(format_evaluation(result))
-    print(f"Report saved in {files['json']} and {files['png']}")
+    logger.info("Report saved in %s and %s", files["json"], files["png"])
 
 
 def _add_tune_parser(subparsers):
@@ -322,7 +358,7 @@ def _tune(args):
     fields = {f.name for f in dataclasses.fields(TuneConfig)}
     flags = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     config = TuneConfig.from_json(args.config, **flags) if args.config else TuneConfig(**flags)
-    tune(config, resume=args.resume, overwrite=args.overwrite)
+    tune(config, resume=args.resume, overwrite=args.overwrite, verbose=args.keras_verbose)
 
 
 def _add_export_parser(subparsers):
@@ -347,7 +383,7 @@ def _export(args):
     from keras_ninception.deploy.export import export_run
 
     path = export_run(args.run_dir, args.format, args.output, overwrite=args.overwrite)
-    print(f"Exported {args.format} to {path}")
+    logger.info("Exported %s to %s", args.format, path)
 
 
 def _add_predict_parser(subparsers):
@@ -382,6 +418,8 @@ def build_parser():
     _add_tune_parser(subparsers)
     _add_export_parser(subparsers)
     _add_predict_parser(subparsers)
+    for subparser in subparsers.choices.values():
+        _add_verbosity_flags(subparser)
     return parser
 
 
@@ -393,6 +431,7 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
+    args.keras_verbose = _apply_verbosity(args)
     try:
         args.func(args)
     except (ValueError, OSError, RuntimeError, FloatingPointError) as e:
