@@ -25,6 +25,7 @@ from keras_ninception.training.evaluate import (
 from keras_ninception.training.config import slug
 from keras_ninception.training.run import evaluate_splits, format_accuracy, per_head_metrics
 from keras_ninception.training.run_folder import (
+from keras_ninception.options import DEFAULT_TOLERANCE  # noqa: F401 (re-exported)
     check_run_folder,
     clear_run_folder,
     replace_atomic,
@@ -36,7 +37,6 @@ EVALUATION_DIR = "evaluation"
 # What a pruned run folder holds; `--overwrite` replaces only these.
 PRUNED_RUN_FILES = ("config.json", "model.keras", "inference.keras", "metrics.json", EVALUATION_DIR)
 # `auto`: a head within 1 point (absolute) of the best head's top-1 accuracy is good enough.
-DEFAULT_TOLERANCE = 0.01
 # Accuracies are float32 ratios (rounding error up to ~6e-8): a head exactly `tolerance` below
 # the best still counts, with this slack.
 _EPSILON = 1e-6
