@@ -15,6 +15,7 @@ import keras
 from keras_ninception.checks import check_number
 from keras_ninception.models import HEAD_BRANCH_POINTS, prune_to_head, to_inference_model
 from keras_ninception.models.prune import HEADS
+from keras_ninception.options import DEFAULT_TOLERANCE  # noqa: F401 (re-exported)
 from keras_ninception.training.compile import compile_model
 from keras_ninception.training.evaluate import (
     SPLITS,
@@ -25,7 +26,6 @@ from keras_ninception.training.evaluate import (
 from keras_ninception.training.config import slug
 from keras_ninception.training.run import evaluate_splits, format_accuracy, per_head_metrics
 from keras_ninception.training.run_folder import (
-from keras_ninception.options import DEFAULT_TOLERANCE  # noqa: F401 (re-exported)
     check_run_folder,
     clear_run_folder,
     replace_atomic,
