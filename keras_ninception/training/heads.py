@@ -16,6 +16,7 @@ import keras
 from keras_ninception.checks import check_number
 from keras_ninception.models import HEAD_BRANCH_POINTS, prune_to_head, to_inference_model
 from keras_ninception.models.prune import HEADS
+from keras_ninception.options import DEFAULT_TOLERANCE  # noqa: F401 (re-exported)
 from keras_ninception.training.compile import compile_model
 from keras_ninception.training.evaluate import (
     SPLITS,
@@ -38,7 +39,6 @@ EVALUATION_DIR = "evaluation"
 # What a pruned run folder holds; `--overwrite` replaces only these.
 PRUNED_RUN_FILES = ("config.json", "model.keras", "inference.keras", "metrics.json", EVALUATION_DIR)
 # `auto`: a head within 1 point (absolute) of the best head's top-1 accuracy is good enough.
-DEFAULT_TOLERANCE = 0.01
 # Accuracies are float32 ratios (rounding error up to ~6e-8): a head exactly `tolerance` below
 # the best still counts, with this slack.
 _EPSILON = 1e-6

@@ -48,6 +48,7 @@ from keras_ninception.training.run_folder import (
 )
 from keras_ninception.tuning.hypermodels import HyperGoogLeNet, HyperNIN
 from keras_ninception.tuning.memory import releasing_tuner_class
+from keras_ninception.options import BEST_MODEL_MODES  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
 # The metric every trial is scored on; `compile_model` names it for every model.
@@ -57,7 +58,6 @@ TUNERS = {
     "bayesian": keras_tuner.BayesianOptimization,
     "hyperband": keras_tuner.Hyperband,
 }
-BEST_MODEL_MODES = ("restore", "retrain")
 DISTRIBUTION_STRATEGIES = (None, "mirrored")
 COMPLETED = keras_tuner.engine.trial.TrialStatus.COMPLETED
 SEARCH_DIR = "search"
