@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_ninception.data import files
 from keras_ninception.data import load_dataset
 from keras_ninception.data import sources
 from tests.data.images import CLASS_VALUES
@@ -212,7 +213,7 @@ def test_bad_files_raise_naming_them(folder_with_bad_files):
     assert "3 unreadable image file(s)" in message
     assert os.path.join("train", "cat", "empty.jpg") + " (empty file)" in message
     assert (
-        os.path.join("train", "dog", "readme.jpg") + " (not a JPEG or PNG file)"
+        os.path.join("train", "dog", "readme.jpg") + f" ({files.NOT_AN_IMAGE})"
         in message
     )
     assert os.path.join("test", "frog", "empty.png") in message
@@ -240,7 +241,7 @@ def test_many_bad_files_are_counted(image_folder):
         load_dataset(str(root))
 
 
-def test_check_image_file(tmp_path):
+def test_image_file_problem(tmp_path):
     jpeg = tmp_path / "a.jpg"
     write_image(str(jpeg), np.zeros((4, 4, 3), np.uint8), "jpeg")
     png_named_jpg = tmp_path / "b.jpg"
@@ -249,10 +250,12 @@ def test_check_image_file(tmp_path):
     empty.write_bytes(b"")
     text = tmp_path / "d.png"
     text.write_text("hello")
-    assert sources.check_image_file(str(jpeg)) is None
-    assert sources.check_image_file(str(png_named_jpg)) is None
-    assert sources.check_image_file(str(empty)) == "empty file"
-    assert sources.check_image_file(str(text)) == "not a JPEG or PNG file"
-    assert sources.check_image_file(str(tmp_path / "missing.jpg")).startswith(
-        "cannot be read"
-    )
+    for mode in ("header", "full"):
+        assert files.image_file_problem(str(jpeg), mode) is None
+        assert files.image_file_problem(str(png_named_jpg), mode) is None
+        assert files.image_file_problem(str(empty), mode) == "empty file"
+        assert files.image_file_problem(str(text), mode) == files.NOT_AN_IMAGE
+        assert files.image_file_problem(str(tmp_path), mode) == "a directory"
+        assert files.image_file_problem(str(tmp_path / "missing.jpg"), mode) == (
+            "cannot be read (No such file or directory)"
+        )
