@@ -312,7 +312,8 @@ def read_image_folder(
     validation_folder = next(
         (name for name in VALIDATION_SPLIT_FOLDERS if name in split_folders), None
     )
-    carve = "validation" in wanted and validation_folder is None
+    # Without a validation folder, validation is carved from train: reading either needs both.
+    carve = validation_folder is None and ("validation" in wanted or "train" in wanted)
     needed = []
     if "train" in wanted or carve:
         needed.append("train")
