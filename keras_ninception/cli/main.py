@@ -57,6 +57,15 @@ def _add_train_parser(subparsers):
     p.add_argument("--validation-fraction", type=float, default=defaults.validation_fraction)
     p.add_argument("--augment", choices=("none", "crop", "crop_flip"), default=None)
     p.add_argument("--on-bad-image", choices=("error", "skip"), default=defaults.on_bad_image)
+    p.add_argument(
+        "--check-images",
+        choices=("full", "header", "none"),
+        default=defaults.check_images,
+        help="image folders: check every file before training, in parallel, with TF's decoder: "
+        "'header' parses JPEG headers (other files are decoded), 'full' decodes every file, "
+        "'none' checks nothing; a file that still fails to decode stops training with its name "
+        "(default: %(default)s)",
+    )
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument(
         "--precision",
@@ -399,6 +408,16 @@ def main(argv=None):
         # The package's own errors (bad arguments, data, run folders, a failed download, a
         # NaN loss); anything else is a bug and keeps its traceback.
         print(f"ninception {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        # An image file that failed to decode inside the tf.data pipeline: named in the
+        # package's words, not as TF's InvalidArgumentError.
+        from keras_ninception.data.files import named_decode_error
+
+        error = named_decode_error(e)
+        if error is None:
+            raise
+        print(f"ninception {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0
 
