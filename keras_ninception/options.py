@@ -14,6 +14,8 @@ NIN_CONFIGS = ("cifar10", "imagenet")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 AUGMENT_MODES = ("none", "crop", "crop_flip")
 ON_BAD_IMAGE = ("error", "skip")
+# How image-folder files are checked before training (`data.files.CHECK_IMAGES`).
+CHECK_IMAGES = ("full", "header", "none")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 SPLITS = ("train", "validation", "test")

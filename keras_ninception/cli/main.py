@@ -70,7 +70,16 @@ def _add_subparser(subparsers, name, **kwargs):
 
 def _add_train_parser(subparsers):
     # TF-free imports: `--help` never imports TensorFlow.
-    from keras_ninception.options import AUGMENT_MODES, MODELS, ON_BAD_IMAGE, OPTIMIZERS, PRECISIONS, STRATEGIES, TRAIN_VARIANTS
+    from keras_ninception.options import (
+        AUGMENT_MODES,
+        CHECK_IMAGES,
+        MODELS,
+        ON_BAD_IMAGE,
+        OPTIMIZERS,
+        PRECISIONS,
+        STRATEGIES,
+        TRAIN_VARIANTS,
+    )
     from keras_ninception.training.config import TrainConfig
 
     defaults = TrainConfig()
@@ -139,6 +148,14 @@ def _add_train_parser(subparsers):
         choices=ON_BAD_IMAGE,
         default=defaults.on_bad_image,
         help="damaged images in a folder: stop with an error naming them, or skip them",
+    )
+    p.add_argument(
+        "--check-images",
+        choices=CHECK_IMAGES,
+        default=defaults.check_images,
+        help="image folders: check every file before training, in parallel, with TF's decoder: "
+        "'header' parses JPEG headers (other files are decoded), 'full' decodes every file, "
+        "'none' checks nothing; a file that still fails to decode stops training with its name",
     )
     p.add_argument("--seed", type=int, default=defaults.seed, help="seeds Keras, TF, NumPy and the shuffling")
     p.add_argument(
@@ -550,6 +567,16 @@ def main(argv=None):
         # The package's own errors (bad arguments, data, run folders, a failed download, a
         # NaN loss); anything else is a bug and keeps its traceback.
         print(f"ninception {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        # An image file that failed to decode inside the tf.data pipeline: named in the
+        # package's words, not as TF's InvalidArgumentError.
+        from keras_ninception.data.files import named_decode_error
+
+        error = named_decode_error(e)
+        if error is None:
+            raise
+        print(f"ninception {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0
 

@@ -13,14 +13,16 @@ it gets the class indices `"0"`, `"1"`, ... as names.
 
 Images: JPEG or PNG files of any size, decoded with
 `tf.io.decode_image(channels=C, expand_animations=False)` for the model's channel count `C`,
-as the training pipeline decodes an image folder: gray files become RGB (the channel
-repeated) for an RGB model, RGB files become gray for a gray model (the decoder's
-luminance), and an alpha channel is dropped. Then the training preprocessing (bilinear
+by the training pipeline's own decoder (`keras_ninception.data.files.decode_image`): gray
+files become RGB (the channel repeated) for an RGB model, RGB files become gray for a gray
+model (the decoder's luminance; a CMYK JPEG through RGB and `tf.image.rgb_to_grayscale`),
+and an alpha channel is dropped. Then the training preprocessing (bilinear
 resize to the model's size, round to `uint8`, `x / 127.5 - 1`) runs, in Python for Keras
 models and inside the SavedModel and the LiteRT model (whose caller, here, resizes).
 
-Every file is read and checked before anything is predicted: a missing, empty, damaged or
-non-image file, or a directory, gives one error that names every bad file.
+Every file is read and decoded before anything is predicted: a missing, empty, damaged or
+non-image file, or a directory, gives one error that names every bad file. A file is
+damaged when the decoder cannot decode it.
 """
 
 import json
@@ -33,7 +35,7 @@ import tensorflow as tf
 
 from keras_ninception.checks import check_int
 from keras_ninception.data.pipeline import resize_image
-from keras_ninception.data.sources import check_image_file
+from keras_ninception.data.files import read_image_file
 from keras_ninception.deploy.export import (
     KERAS_FILE,
     LITERT_FILE,
@@ -222,21 +224,17 @@ def load_predictor(path):
 
 
 def read_image(path, channels):
-    """Reads one JPEG or PNG file as a `uint8` `(h, w, channels)` array.
+    """Reads one image file as a `uint8` `(h, w, channels)` array, as training decodes it.
+
+    `keras_ninception.data.files.read_image_file`: the pipeline's decoder, so a file is
+    accepted exactly when TF's decoder decodes it (a JPEG with bytes after its end marker
+    is; a CMYK JPEG gives gray through RGB).
 
     Raises:
-        ValueError: the file is missing, empty, a directory, not a JPEG or PNG, truncated
-            or cannot be decoded; the message names the file and why.
+        ValueError: the file is missing, empty, a directory, not an image, or cannot be
+            decoded (damaged or truncated); the message names the file and why.
     """
-    reason = check_image_file(path)
-    if reason is None:
-        try:
-            return tf.io.decode_image(
-                tf.io.read_file(path), channels=channels, expand_animations=False
-            ).numpy()
-        except tf.errors.OpError as error:
-            reason = f"cannot be decoded ({error.message.splitlines()[0][:100]})"
-    raise ValueError(f"{path} ({reason})")
+    return read_image_file(path, channels)
 
 
 def read_images(paths, channels):
