@@ -57,7 +57,7 @@ def find_run(export_dir, metadata, run_dir=None):
 
 
 def evaluate_export(
-    export_dir, run_dir=None, dataset=None, split="test", data_dir=None, batch_size=None,
+    export_dir, run_dir=None, dataset=None, split=None, data_dir=None, batch_size=None,
     precision="float32", latency_repeats=10, latency_warmup=2,
 ):
     """Loss, top-1 and top-k accuracy of an export's model on one split of its run's dataset.
@@ -65,7 +65,9 @@ def evaluate_export(
     Args:
         export_dir: an export folder (`ninception export`), any format.
         run_dir: the run it came from; default found by `find_run`.
-        dataset, split, data_dir, batch_size: as for `training.evaluate.evaluate_run`.
+        dataset, data_dir, batch_size: as for `training.evaluate.evaluate_run`.
+        split: `"train"`, `"validation"` or `"test"`; default test, or validation when the
+            dataset has no test split.
         precision: OpenVINO's compute precision (`load_predictor`); default float32.
         latency_repeats, latency_warmup: timed and untimed calls on the split's first batch
             for the median latency (0 repeats: not measured).
@@ -86,7 +88,7 @@ def evaluate_export(
 
     if not is_export(export_dir):
         raise ValueError(f"{export_dir!r} is not an export folder (no {METADATA_FILE} with a 'format').")
-    if split not in SPLITS:
+    if split is not None and split not in SPLITS:
         raise ValueError(f"`split` must be one of {list(SPLITS)}. Received: split={split!r}")
     check_int("latency_repeats", latency_repeats, minimum=0)
     check_int("latency_warmup", latency_warmup, minimum=0)
@@ -96,6 +98,8 @@ def evaluate_export(
     model, config = load_run(run_dir)
     model = inference_model(model)
     splits = load_run_splits(model, config, dataset, data_dir, False, batch_size)
+    if split is None:
+        split = "test" if splits.test is not None else "validation"
     data = getattr(splits, split)
     if data is None:
         raise ValueError(f"The dataset {splits.source!r} has no {split!r} split. Received: split={split!r}")

@@ -43,10 +43,9 @@ from keras_ninception.data.pipeline import resize_image, scale_images
 from keras_ninception.models import to_inference_model
 from keras_ninception.models.common import with_keras_batch_normalization
 from keras_ninception.training.precision import to_float32
+from keras_ninception.options import EXPORT_FORMATS, INT8_FORMATS
 
-FORMATS = ("keras", "saved_model", "litert", "onnx", "openvino")
-# Formats `--int8` applies to (post-training quantization, `deploy.quantize`).
-INT8_FORMATS = ("litert", "openvino")
+FORMATS = EXPORT_FORMATS
 METADATA_FILE = "metadata.json"
 KERAS_FILE = "model.keras"
 LITERT_FILE = "model.tflite"
@@ -373,7 +372,7 @@ def _export_int8(format, model, run_model, config, output, class_names, overwrit
     from keras_ninception.deploy.quantize import export_litert_int8, representative_images
 
     if format == "openvino":  # the missing extra is reported before the images are read
-        from keras_ninception.deploy.extras import require
+        from keras_ninception.extras import require
 
         require("openvino", "openvino", "OpenVINO export")
         require("nncf", "openvino", "OpenVINO int8 export")

@@ -57,7 +57,7 @@ BAD_FILES_NAMED = 10
 def _read_json_if_exists(path):
     if not os.path.isfile(path):
         return None
-    from keras_ninception.training.run import read_json
+    from keras_ninception.training.run_folder import read_json
 
     return read_json(path)
 
@@ -184,7 +184,7 @@ def _litert_predictor(path):
 
 def _onnx_predictor(path):
     """ONNX Runtime (CPU) on a `.onnx` file of `export --format onnx` (the `[onnx]` extra)."""
-    from keras_ninception.deploy.extras import require
+    from keras_ninception.extras import require
 
     onnxruntime = require("onnxruntime", "onnx", "Predicting with an ONNX model")
     try:
@@ -209,10 +209,10 @@ OPENVINO_PRECISIONS = {"float32": "f32", "bfloat16": "bf16", "auto": None}
 
 def _openvino_predictor(path, precision="float32"):
     """OpenVINO (CPU) on a `.xml` file of `export --format openvino` (the `[openvino]` extra)."""
-    from keras_ninception.deploy.extras import require
+    from keras_ninception.extras import require
 
     ov = require("openvino", "openvino", "Predicting with an OpenVINO model")
-    check_choice("precision", precision, tuple(OPENVINO_PRECISIONS))
+    check_choice("precision", precision, tuple(OPENVINO_PRECISIONS))  # the options' OPENVINO_PRECISIONS
     config = {} if OPENVINO_PRECISIONS[precision] is None else {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[precision]}
     core = ov.Core()
     try:

@@ -29,7 +29,7 @@ from keras_ninception.deploy.export import (
     _metadata,
     write_export_atomic,
 )
-from keras_ninception.deploy.extras import require
+from keras_ninception.extras import require
 from keras_ninception.training.precision import to_float32
 
 ONNX_FILE = "model.onnx"

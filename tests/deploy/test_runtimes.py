@@ -16,7 +16,7 @@ from keras_ninception import build_nin
 from keras_ninception.cli.main import main
 from keras_ninception.deploy import export_run
 from keras_ninception.deploy.evaluate import evaluate_export
-from keras_ninception.deploy.extras import MissingExtraError
+from keras_ninception.extras import MissingExtraError
 from keras_ninception.deploy.predict import load_predictor, predict_files
 from keras_ninception.deploy.quantize import to_uint8_pixels
 from keras_ninception.deploy.runtimes import export_onnx, export_openvino
