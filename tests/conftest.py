@@ -1,6 +1,14 @@
-"""Shared test settings: quiet TensorFlow, fixed seeds, and a fresh Keras state per test."""
+"""Shared test settings: quiet TensorFlow, fixed seeds, a fresh Keras state per test, and
+the fast lane's guard.
 
+The fast lane (`pytest -m "not slow"`) runs no training and starts no process: a test (or a
+fixture it sets up) that calls `keras.Model.fit` or starts a subprocess without
+`@pytest.mark.slow` fails, naming the mark it needs.
+"""
+
+import contextlib
 import os
+import subprocess
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -12,4 +20,42 @@ import pytest  # noqa: E402
 def _fresh_keras_state():
     keras.utils.set_random_seed(0)
     yield
-    keras.backend.clear_session()
+    # Keras' state (layer-name counters, the TF graph, kernel caches) is reset after every
+    # test; without `gc.collect()` (`free_memory=False`), which took 0.3-3 s per test here and
+    # which Python's own collector does anyway.
+    keras.backend.clear_session(free_memory=False)
+
+
+@contextlib.contextmanager
+def refuse_slow_work(item):
+    """While a test without the `slow` mark is set up and run, `keras.Model.fit` and
+    `subprocess.Popen` raise an AssertionError that names the test."""
+    if item.get_closest_marker("slow") is not None:
+        yield
+        return
+
+    def refuse(what):
+        def refused(*args, **kwargs):
+            raise AssertionError(
+                f"{item.nodeid} {what}, and is not marked slow: add @pytest.mark.slow (the fast "
+                "lane `pytest -m 'not slow'` neither trains nor starts processes)."
+            )
+
+        return refused
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keras.Model, "fit", refuse("trains a model (keras.Model.fit)"))
+        patch.setattr(subprocess.Popen, "__init__", refuse("starts a process (subprocess.Popen)"))
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    with refuse_slow_work(item):  # fixtures too: a module fixture that trains is set up here
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    with refuse_slow_work(item):
+        yield

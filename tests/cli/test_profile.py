@@ -1,23 +1,23 @@
-"""`ninception profile`: the numbers the README quotes."""
+"""`ninception profile`: the numbers the README quotes (in-process: `main` is what the
+console script runs)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-
-def profile(*args):
-    result = subprocess.run(
-        [sys.executable, "-m", "keras_ninception", "profile", *args],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
+from keras_ninception.cli.main import main
 
 
-def test_profile_json_for_googlenet_bn():
+@pytest.fixture
+def profile(capsys):
+    def run(*args):
+        assert main(["profile", *args]) == 0, capsys.readouterr().err[-2000:]
+        return capsys.readouterr().out
+
+    return run
+
+
+def test_profile_json_for_googlenet_bn(profile):
     report = json.loads(profile("googlenet", "--variant", "bn", "--json"))
     assert report["macs"] == pytest.approx(1.498e9, rel=0.01)
     assert report["trainable_params"] == 6_624_904
@@ -25,7 +25,7 @@ def test_profile_json_for_googlenet_bn():
     assert {row["name"] for row in report["layers"]} >= {"inception_5b_output", "main_classifier"}
 
 
-def test_profile_table_for_nin():
+def test_profile_table_for_nin(profile):
     out = profile("nin", "--top", "3")
     assert "966,986 parameters" in out and "0.2225 G MACs" in out
     assert "Global average pooling: classifier 1,930 parameters vs 122,890" in out

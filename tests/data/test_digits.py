@@ -166,6 +166,7 @@ def test_no_cache_and_file_cache(tmp_path):
     assert any(path.name.startswith("digits_cache-test") for path in tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_label_dicts_fit_a_three_output_model():
     """The dict labels match a Keras model whose outputs are named per head."""
     splits = load_dataset("digits", image_size=8, output_names=HEADS)

@@ -13,7 +13,8 @@ from keras_ninception import build_googlenet, build_nin
 from keras_ninception.deploy import export_keras, export_run
 from keras_ninception.deploy.export import default_export_dir, inference_model, preprocess, write_export_atomic
 from keras_ninception.training.evaluate import load_run
-from tests.deploy.conftest import ninception, run_python
+from keras_ninception.cli.main import main
+from tests.deploy.conftest import run_python
 
 # One float32 model on two runtimes: the same TF kernels (SavedModel), or LiteRT's own
 # (XNNPACK); measured differences are about 3e-8 and 1e-7.
@@ -205,13 +206,15 @@ def test_litert_model_predicts_what_keras_predicts(run, request, tmp_path):
 
 
 @pytest.mark.slow
-def test_export_cli(digits_run, digits_exports, tmp_path):
-    result = ninception("export", digits_run, "--format", "keras")
-    assert result.returncode == 2 and "already exists" in result.stderr and "Traceback" not in result.stderr
+def test_export_cli(digits_run, digits_exports, tmp_path, capsys):
+    # In-process: `main` is what the command runs (tests/deploy/test_predict.py starts it once).
+    assert main(["export", digits_run, "--format", "keras"]) == 2
+    stderr = capsys.readouterr().err
+    assert "already exists" in stderr and "Traceback" not in stderr
     output = tmp_path / "out"
-    result = ninception("export", digits_run, "--format", "keras", "--output", output)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert f"Exported keras to {output}" in result.stderr and not result.stdout
+    assert main(["export", digits_run, "--format", "keras", "--output", str(output)]) == 0
+    captured = capsys.readouterr()
+    assert f"Exported keras to {output}" in captured.err and not captured.out
     assert sorted(os.listdir(output)) == ["metadata.json", "model.keras"]
 
 

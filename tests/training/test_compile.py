@@ -52,6 +52,7 @@ def test_recipe_is_keyed_by_output_name(tiny_googlenet):
     assert set(model._compile_config.config["metrics"]) == {"main", "aux1", "aux2"}
 
 
+@pytest.mark.slow
 def test_single_output_model_logs_main_accuracy():
     model = compile_model(build_nin(input_shape=(8, 8, 1), num_classes=3), learning_rate=1e-3)
     images = np.zeros((4, 8, 8, 1), "float32")

@@ -180,6 +180,7 @@ def _toy_model():
     return model
 
 
+@pytest.mark.slow
 def test_callback_writes_on_schedule_from_a_bounded_number_of_batches(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (40, 8, 8, 1)).astype("float32")

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_ninception import TrainConfig, train
 from keras_ninception.layers.normalization import LocalResponseNormalization
 from keras_ninception.models import build_googlenet, build_nin
 from keras_ninception.training import precision
@@ -100,11 +99,10 @@ def test_local_response_normalization_computes_in_float32_under_mixed_bfloat16()
 
 
 @pytest.mark.slow
-def test_a_mixed_bfloat16_run_saves_and_reloads_its_policy(tmp_path, monkeypatch):
-    fake_hardware(monkeypatch, flags=("avx512_bf16",))  # "auto" means bfloat16 here
-    run_dir = tmp_path / "run"
-    result = train(TrainConfig(model="nin", image_size=8, epochs=1, batch_size=128, run_dir=str(run_dir)), verbose=0)
-    config = json.loads((run_dir / "config.json").read_text())
+def test_a_mixed_bfloat16_run_saves_and_reloads_its_policy(tiny_nin_run):
+    # NIN, 8 px, 1 epoch, batch 128, "auto" on a CPU with avx512_bf16 (tests/training/conftest.py).
+    run_dir, result = tiny_nin_run
+    config = json.loads(open(os.path.join(run_dir, "config.json")).read())
     assert config["train_config"]["precision"] == "mixed_bfloat16"  # resolved, not "auto"
     assert keras.config.dtype_policy().name == "float32"
 

@@ -89,16 +89,9 @@ def test_resume_with_a_broken_config_is_a_clear_error(tmp_path):
         train(TrainConfig(**TINY, run_dir=str(run_dir)), resume=True)
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    run_dir = str(tmp_path_factory.mktemp("runs") / "nin")
-    result = train(TrainConfig(**TINY, run_dir=run_dir), verbose=0)
-    return run_dir, result
-
-
 @pytest.mark.slow
-def test_run_files_are_complete_and_readable(tiny_run):
-    run_dir, result = tiny_run
+def test_run_files_are_complete_and_readable(tiny_nin_run):
+    run_dir, result = tiny_nin_run
     assert result["metrics"]["test"]["num_examples"] == 360
     for name in ("model.keras", "inference.keras", "metrics.json", "config.json", "history.json"):
         mode = os.stat(os.path.join(run_dir, name)).st_mode & 0o777
@@ -107,10 +100,10 @@ def test_run_files_are_complete_and_readable(tiny_run):
 
 
 @pytest.mark.slow
-def test_resume_writes_into_the_folder_given_now(tiny_run, tmp_path):
+def test_resume_writes_into_the_folder_given_now(tiny_nin_run, tmp_path):
     import shutil
 
-    run_dir, _ = tiny_run
+    run_dir, _ = tiny_nin_run
     moved = str(tmp_path / "moved")
     shutil.copytree(run_dir, moved)
     for name in ("model.keras", "inference.keras", "metrics.json", "history.json"):
@@ -122,8 +115,8 @@ def test_resume_writes_into_the_folder_given_now(tiny_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_evaluate_refuses_a_dataset_with_other_class_names(tiny_run, tmp_path):
-    run_dir, _ = tiny_run
+def test_evaluate_refuses_a_dataset_with_other_class_names(tiny_nin_run, tmp_path):
+    run_dir, _ = tiny_nin_run
     for index, name in enumerate("abcdefghij"):
         for i in range(2):
             write_image(str(tmp_path / "letters" / "train" / name / f"{i}.png"),

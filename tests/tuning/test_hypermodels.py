@@ -155,6 +155,7 @@ class _CountBatches(keras.callbacks.Callback):
         self.sizes.append(batch)
 
 
+@pytest.mark.slow
 def test_fit_rebatches_a_dataset_to_the_trial_batch_size():
     x = np.random.default_rng(0).normal(size=(40, 4)).astype("float32")
     y = np.arange(40) % 4

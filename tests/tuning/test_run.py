@@ -44,6 +44,7 @@ def copied(searched, tmp_path):
     return run_dir
 
 
+@pytest.mark.slow
 def test_every_trial_is_completed_with_a_score(searched):
     run_dir, result = searched
     rows = result["trials"]
@@ -58,6 +59,7 @@ def test_every_trial_is_completed_with_a_score(searched):
     assert {row["mlpconv1_filters"] for row in rows} <= {16, 32}
 
 
+@pytest.mark.slow
 def test_trial_table_is_written_as_csv_and_json(searched):
     run_dir, result = searched
     with open(run_dir / "trials.json") as f:
@@ -69,6 +71,7 @@ def test_trial_table_is_written_as_csv_and_json(searched):
     assert float(table[0]["val_main_accuracy"]) == pytest.approx(result["trials"][0]["val_main_accuracy"])
 
 
+@pytest.mark.slow
 def test_best_model_is_saved_like_a_training_run(searched):
     run_dir, result = searched
     for name in ("model.keras", "inference.keras", "metrics.json", "config.json", "history.json"):
@@ -93,6 +96,7 @@ def _tensors(path):
     return accumulator
 
 
+@pytest.mark.slow
 def test_each_trial_has_its_tensorboard_folder_with_an_hparams_session(searched):
     run_dir, result = searched
     logs = run_dir / "search" / "logs"
@@ -113,6 +117,7 @@ def test_each_trial_has_its_tensorboard_folder_with_an_hparams_session(searched)
         assert end.status == 1  # STATUS_SUCCESS
 
 
+@pytest.mark.slow
 def test_hparams_experiment_lists_the_search_space_beside_val_main_accuracy(searched):
     run_dir, result = searched
     content = _tensors(run_dir / "search" / "logs").PluginTagToContent(hparams_metadata.PLUGIN_NAME)
@@ -122,6 +127,7 @@ def test_hparams_experiment_lists_the_search_space_beside_val_main_accuracy(sear
     assert metrics[0] == ("validation", "epoch_main_accuracy", "val_main_accuracy")
 
 
+@pytest.mark.slow
 def test_an_existing_run_is_refused_without_resume_or_overwrite(copied):
     before = sorted(os.listdir(copied))
     with pytest.raises(FileExistsError, match="already holds a tuning run. Pass --resume"):
@@ -141,6 +147,7 @@ def test_resume_without_a_run_and_folders_that_are_not_tuning_runs(tmp_path):
     assert not (tmp_path / "none").exists()
 
 
+@pytest.mark.slow
 def test_resuming_a_finished_search_adds_no_trials(copied):
     model_time = os.path.getmtime(copied / "model.keras")
     trials_before = sorted(p.name for p in (copied / "search").glob("trial_*"))
@@ -151,6 +158,7 @@ def test_resuming_a_finished_search_adds_no_trials(copied):
     assert os.path.getmtime(copied / "model.keras") == model_time  # best model kept as it was
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -167,6 +175,7 @@ def test_resuming_with_a_changed_definition_fails_and_changes_nothing(copied, ch
     assert (copied / "search" / "definition.json").read_text() == definition
 
 
+@pytest.mark.slow
 def test_resume_with_more_trials_extends_the_search(copied):
     result = tune(tiny(copied, max_trials=3), resume=True, verbose=0)
     assert result["new_trials"] == 1
@@ -175,6 +184,7 @@ def test_resume_with_more_trials_extends_the_search(copied):
         assert json.load(f)["best_trial"]["trial_id"] == result["trials"][0]["trial_id"]
 
 
+@pytest.mark.slow
 def test_overwrite_starts_a_new_search_and_keeps_foreign_files(copied):
     (copied / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match=r"also holds \['notes.txt'\]"):
@@ -218,6 +228,7 @@ def test_search_space_entries():
     assert [type(p).__name__ for p in hp.space] == ["Fixed", "Choice", "Choice", "Float", "Int", "Float"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tuner", ["bayesian", "hyperband"])
 def test_other_tuners_complete_their_trials(tmp_path, tuner):
     result = tune(tiny(tmp_path / "run", tuner=tuner, max_trials=2, epochs=2, hyperband_factor=2), verbose=0)

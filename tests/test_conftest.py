@@ -1,0 +1,51 @@
+"""The fast lane's guard (tests/conftest.py): unmarked tests neither train nor start processes."""
+
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from tests.conftest import refuse_slow_work
+
+
+class FakeItem:
+    def __init__(self, slow):
+        self.nodeid = "tests/x.py::test_x"
+        self._slow = slow
+
+    def get_closest_marker(self, name):
+        return object() if name == "slow" and self._slow else None
+
+
+def tiny_model():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
+def test_an_unmarked_test_cannot_fit_or_spawn():
+    model = tiny_model()
+    before = keras.Model.__dict__.get("fit"), subprocess.Popen.__init__
+    with refuse_slow_work(FakeItem(slow=False)):
+        with pytest.raises(AssertionError, match=r"tests/x.py::test_x trains a model .* add @pytest.mark.slow"):
+            model.fit(np.zeros((2, 2)), np.zeros((2, 1)), verbose=0)
+        with pytest.raises(AssertionError, match=r"tests/x.py::test_x starts a process"):
+            subprocess.run([sys.executable, "-c", "pass"])
+    # Restored on the way out (to this unmarked test's own guard, set by the conftest hooks).
+    assert (keras.Model.__dict__.get("fit"), subprocess.Popen.__init__) == before
+
+
+@pytest.mark.slow
+def test_a_slow_test_may_fit_and_spawn():
+    model = tiny_model()
+    with refuse_slow_work(FakeItem(slow=True)):
+        history = model.fit(np.zeros((2, 2)), np.zeros((2, 1)), epochs=1, verbose=0)
+        assert len(history.history["loss"]) == 1
+        assert subprocess.run([sys.executable, "-c", "pass"]).returncode == 0
+
+
+def test_the_hooks_guard_every_unmarked_test():
+    with pytest.raises(AssertionError, match=r"test_conftest.py::test_the_hooks_guard_every_unmarked_test trains"):
+        tiny_model().fit(np.zeros((2, 2)), np.zeros((2, 1)), verbose=0)
