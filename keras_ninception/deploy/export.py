@@ -1,7 +1,8 @@
 """Export the inference model of a run: a `.keras` file, a TF SavedModel, or a LiteRT file.
 
 Every export is a folder that holds the model and `metadata.json` (class names, input size
-and channels, preprocessing, source run). The default folder is `RUN_DIR/export/<format>`:
+and channels, preprocessing, the source run's folder name; only portable fields, no
+absolute path). The default folder is `RUN_DIR/export/<format>`:
 
 | format | model file | input | inside the model |
 |---|---|---|---|
@@ -202,6 +203,11 @@ def write_export_atomic(path, write, metadata, overwrite=False):
     return path
 
 
+def run_name(run_dir):
+    """The run folder's name, what `metadata.json` records as `source`: portable, no absolute path."""
+    return os.path.basename(os.path.normpath(os.fspath(run_dir)))
+
+
 def _metadata(fmt, model, class_names, image_size, channels, source):
     from keras_ninception import __version__
 
@@ -234,7 +240,8 @@ def export_keras(model, path, class_names, *, overwrite=False, source=None):
         path: the export folder to create.
         class_names: one string per class, in the model's output order.
         overwrite: replace an export already at `path`.
-        source: recorded in `metadata.json` (e.g. the run folder).
+        source: recorded in `metadata.json` (`export_run`: the run folder's name; the file
+            is meant to travel with the model, so no absolute path).
 
     Returns:
         `path`.
@@ -254,8 +261,11 @@ def export_keras(model, path, class_names, *, overwrite=False, source=None):
 
 
 def _archive(model, serve, input_spec, class_names=None):
+    # No `archive.track(model)`: the endpoints' variables are tracked by `add_endpoint`, and
+    # tracking the model too stores every weight twice (its `keras.Variable` wrappers and the
+    # `tf.Variable`s the traced function captures; keras-team/keras#23553), which made the
+    # SavedModel twice the model's size, as `keras.Model.export` does.
     archive = keras.export.ExportArchive()
-    archive.track(model)
     archive.add_endpoint("serve", serve, input_signature=[input_spec])
     if class_names is not None:
         archive.add_endpoint(
@@ -278,8 +288,19 @@ def export_saved_model(model, path, class_names, *, overwrite=False, source=None
     """
     path, class_names, image_size, channels = _check_export_arguments(model, path, class_names, overwrite)
 
+    num_classes = len(class_names)
+
+    def probabilities_of(images):
+        return tf.cast(model(preprocess(images, image_size), training=False), tf.float32)
+
     def serve(images):
-        probabilities = tf.cast(model(preprocess(images, image_size), training=False), tf.float32)
+        # An empty batch skips the model (its convolutions and batch normalization refuse
+        # zero images) and gives empty outputs of the right shapes.
+        probabilities = tf.cond(
+            tf.shape(images)[0] > 0,
+            lambda: probabilities_of(images),
+            lambda: tf.zeros((0, num_classes), tf.float32),
+        )
         index = tf.argmax(probabilities, axis=-1)
         return {
             "probabilities": probabilities,
@@ -384,5 +405,5 @@ def export_run(run_dir, format, output=None, *, overwrite=False):
     if not isinstance(class_names, list):
         raise ValueError(f"{os.path.join(run_dir, 'config.json')!r} has no list of 'class_names'.")
     return EXPORTERS[format](
-        inference_model(model), output, class_names, overwrite=overwrite, source=os.path.abspath(run_dir)
+        inference_model(model), output, class_names, overwrite=overwrite, source=run_name(run_dir)
     )
