@@ -25,6 +25,9 @@ dimension that may be resized (1 by default), and builtin operators only, so it 
 plain LiteRT runtime. The caller resizes images to `H×W` first (as `predict` does, with the
 pipeline's resize).
 
+The SavedModel and LiteRT formats are TensorFlow's: on another Keras backend their
+functions raise `RuntimeError` naming it (the `keras` format works on any backend).
+
 Exports are written to a temporary folder beside the target and renamed into place: the
 target is the old export or the whole new one, never half of one. An existing target is
 replaced only with `overwrite=True`, and only when it holds an export (a `metadata.json`
@@ -39,7 +42,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from keras_ninception.checks import check_bool, check_choice
+from keras_ninception.checks import check_bool, check_choice, check_tensorflow_backend
 from keras_ninception.data.pipeline import resize_image, scale_images
 from keras_ninception.models import to_inference_model
 from keras_ninception.models.common import with_keras_batch_normalization
@@ -284,8 +287,15 @@ def export_saved_model(model, path, class_names, *, overwrite=False, source=None
     equals the Keras model on the preprocessed batch. Written with
     `keras.export.ExportArchive`; `metadata.json` sits beside `saved_model.pb`.
 
-    Args, Returns, Raises: as for `export_keras`.
+    TensorFlow backend only.
+
+    Args, Returns: as for `export_keras`.
+
+    Raises:
+        ValueError, FileExistsError: as for `export_keras`.
+        RuntimeError: Keras runs on another backend than TensorFlow (named).
     """
+    check_tensorflow_backend("SavedModel export")
     path, class_names, image_size, channels = _check_export_arguments(model, path, class_names, overwrite)
 
     num_classes = len(class_names)
@@ -330,12 +340,16 @@ def export_litert(model, path, class_names, *, overwrite=False, source=None):
     default on AVX512-BF16 CPUs) is converted through `training.precision.to_float32`,
     since LiteRT has no bfloat16 convolution. Class names are in `metadata.json`.
 
+    TensorFlow backend only (`tf.lite`).
+
     Args, Returns: as for `export_keras`.
 
     Raises:
         ValueError, FileExistsError: as for `export_keras`.
-        RuntimeError: the converter failed (an operator LiteRT has no builtin for).
+        RuntimeError: the converter failed (an operator LiteRT has no builtin for), or Keras
+            runs on another backend than TensorFlow (named).
     """
+    check_tensorflow_backend("LiteRT export")
     path, class_names, image_size, channels = _check_export_arguments(model, path, class_names, overwrite)
     data_format = keras.config.image_data_format()
     model = to_float32(model)
