@@ -176,10 +176,15 @@ def matmul_case(dtype_name, n, repeats=5):
 NUM_CLASSES = {"googlenet": 1000, "nin": 10}
 
 
-def build_models(model_name, policy, size, batch):
-    """Training model, inference model, a random batch and its labels; layers in `policy`."""
+def build_models(model_name, policy, size, batch, fused_batch_norm=True):
+    """Training model, inference model, a random batch and its labels; layers in `policy`.
+
+    `fused_batch_norm`: batch normalization on TF's fused kernel (`use_fused_batch_normalization`,
+    what `compile_model` and the package's loaders do), or Keras' own arithmetic (the ablation).
+    """
     import numpy as np
 
+    from keras_ninception.layers import use_fused_batch_normalization
     from keras_ninception.models import build_googlenet, build_nin, to_inference_model
     from keras_ninception.training.precision import dtype_policy
 
@@ -195,6 +200,8 @@ def build_models(model_name, policy, size, batch):
     labels = rng.integers(0, NUM_CLASSES[model_name], (batch,)).astype("int32")
     y = {name: labels for name in model.output_names} if len(model.output_names) > 1 else labels
     inference = to_inference_model(model) if len(model.output_names) > 1 else model
+    if fused_batch_norm:
+        use_fused_batch_normalization(model)  # the inference model shares the layers
     return model, inference, x, y
 
 
@@ -207,7 +214,7 @@ def batch_end_times():
     return times
 
 
-def train_case(name, build, steps, warmup, steps_per_execution=1, jit_compile=False):
+def train_case(name, build, steps, warmup, steps_per_execution=1, jit_compile=False, fused_batch_norm=True):
     """`model.fit` images/s over one cached batch; `build()` gives a fresh (model, inference, x, y).
 
     Timed inside one `fit` call, from the end of its first batch (or first execution of
@@ -224,6 +231,7 @@ def train_case(name, build, steps, warmup, steps_per_execution=1, jit_compile=Fa
         compile_model(
             model, optimizer="sgd", learning_rate=0.01,
             steps_per_execution=steps_per_execution, jit_compile=jit_compile,
+            fused_batch_normalization=fused_batch_norm,
         )
         data = tf.data.Dataset.from_tensors((x, y)).repeat()
         model.fit(data, steps_per_epoch=max(warmup, 1) * steps_per_execution, epochs=1, verbose=0, shuffle=False)
@@ -473,8 +481,6 @@ def main(argv=None):
     import keras
     import tensorflow as tf
 
-    from keras_ninception.models import to_inference_model
-    from keras_ninception.models.common import with_keras_batch_normalization
     from keras_ninception.models.profile import profile_model
     from keras_ninception.training.precision import resolve_precision
 
@@ -486,16 +492,13 @@ def main(argv=None):
     def models(model_name, policy, fresh=False, keras_batch_norm=False):
         """A function giving the (model, inference, x, y) of one policy: shared, or `fresh` each call.
 
-        `keras_batch_norm`: with Keras' own `BatchNormalization` layers in place of the
-        package's fused ones (a fresh copy, same weights), the ablation of the fused kernel.
+        `keras_batch_norm`: batch normalization left on Keras' own arithmetic (no
+        `use_fused_batch_normalization`, fresh each call), the ablation of the fused kernel.
         """
 
         def get():
             if keras_batch_norm:
-                model, _, x, y = build_models(model_name, policy, *sizes[model_name])
-                model = with_keras_batch_normalization(model)
-                inference = to_inference_model(model) if len(model.output_names) > 1 else model
-                return model, inference, x, y
+                return build_models(model_name, policy, *sizes[model_name], fused_batch_norm=False)
             if fresh:
                 return build_models(model_name, policy, *sizes[model_name])
             if (model_name, policy) not in built:
@@ -535,7 +538,9 @@ def main(argv=None):
             )
             for policy in policies:
                 keras_bn = models(model_name, policy, keras_batch_norm=True)
-                cases.append(train_case(f"{model_name}/{policy}/train_keras_bn", keras_bn, args.steps, args.warmup))
+                cases.append(
+                    train_case(f"{model_name}/{policy}/train_keras_bn", keras_bn, args.steps, args.warmup, fused_batch_norm=False)
+                )
                 cases.append(
                     infer_case(f"{model_name}/{policy}/infer_keras_keras_bn", keras_bn, "keras", args.steps, args.warmup, workdir)
                 )

@@ -64,3 +64,19 @@ def check_bool(arg_name, value):
     """Raises unless `value` is True or False (1 and 0 are not accepted)."""
     if not isinstance(value, bool):
         raise ValueError(f"`{arg_name}` must be True or False. Received: {arg_name}={value!r}")
+
+
+def check_tensorflow_backend(feature):
+    """Raises `RuntimeError` naming the backend unless Keras runs on TensorFlow.
+
+    For the TensorFlow-only features (tf.distribute strategies, SavedModel and LiteRT export,
+    the fused batch-normalization kernel); `feature` names the one asked for.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RuntimeError(
+            f"{feature} needs the TensorFlow backend; Keras runs on {backend!r} "
+            f"(KERAS_BACKEND={backend}). Received: backend={backend!r}"
+        )

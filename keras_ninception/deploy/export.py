@@ -1,7 +1,8 @@
 """Export the inference model of a run: a `.keras` file, a TF SavedModel, or a LiteRT file.
 
 Every export is a folder that holds the model and `metadata.json` (class names, input size
-and channels, preprocessing, source run). The default folder is `RUN_DIR/export/<format>`:
+and channels, preprocessing, the source run's folder name; only portable fields, no
+absolute path). The default folder is `RUN_DIR/export/<format>`:
 
 | format | model file | input | inside the model |
 |---|---|---|---|
@@ -24,6 +25,9 @@ dimension that may be resized (1 by default), and builtin operators only, so it 
 plain LiteRT runtime. The caller resizes images to `H×W` first (as `predict` does, with the
 pipeline's resize).
 
+The SavedModel and LiteRT formats are TensorFlow's: on another Keras backend their
+functions raise `RuntimeError` naming it (the `keras` format works on any backend).
+
 Exports are written to a temporary folder beside the target and renamed into place: the
 target is the old export or the whole new one, never half of one. An existing target is
 replaced only with `overwrite=True`, and only when it holds an export (a `metadata.json`
@@ -38,7 +42,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from keras_ninception.checks import check_bool, check_choice, check_int
+from keras_ninception.checks import check_bool, check_choice, check_int, check_tensorflow_backend
 from keras_ninception.data.pipeline import resize_image, scale_images
 from keras_ninception.models import to_inference_model
 from keras_ninception.models.common import with_keras_batch_normalization
@@ -208,6 +212,11 @@ def write_export_atomic(path, write, metadata, overwrite=False):
     return path
 
 
+def run_name(run_dir):
+    """The run folder's name, what `metadata.json` records as `source`: portable, no absolute path."""
+    return os.path.basename(os.path.normpath(os.fspath(run_dir)))
+
+
 def _metadata(fmt, model, class_names, image_size, channels, source):
     from keras_ninception import __version__
 
@@ -240,7 +249,8 @@ def export_keras(model, path, class_names, *, overwrite=False, source=None):
         path: the export folder to create.
         class_names: one string per class, in the model's output order.
         overwrite: replace an export already at `path`.
-        source: recorded in `metadata.json` (e.g. the run folder).
+        source: recorded in `metadata.json` (`export_run`: the run folder's name; the file
+            is meant to travel with the model, so no absolute path).
 
     Returns:
         `path`.
@@ -260,8 +270,11 @@ def export_keras(model, path, class_names, *, overwrite=False, source=None):
 
 
 def _archive(model, serve, input_spec, class_names=None):
+    # No `archive.track(model)`: the endpoints' variables are tracked by `add_endpoint`, and
+    # tracking the model too stores every weight twice (its `keras.Variable` wrappers and the
+    # `tf.Variable`s the traced function captures; keras-team/keras#23553), which made the
+    # SavedModel twice the model's size, as `keras.Model.export` does.
     archive = keras.export.ExportArchive()
-    archive.track(model)
     archive.add_endpoint("serve", serve, input_signature=[input_spec])
     if class_names is not None:
         archive.add_endpoint(
@@ -280,12 +293,30 @@ def export_saved_model(model, path, class_names, *, overwrite=False, source=None
     equals the Keras model on the preprocessed batch. Written with
     `keras.export.ExportArchive`; `metadata.json` sits beside `saved_model.pb`.
 
-    Args, Returns, Raises: as for `export_keras`.
+    TensorFlow backend only.
+
+    Args, Returns: as for `export_keras`.
+
+    Raises:
+        ValueError, FileExistsError: as for `export_keras`.
+        RuntimeError: Keras runs on another backend than TensorFlow (named).
     """
+    check_tensorflow_backend("SavedModel export")
     path, class_names, image_size, channels = _check_export_arguments(model, path, class_names, overwrite)
 
+    num_classes = len(class_names)
+
+    def probabilities_of(images):
+        return tf.cast(model(preprocess(images, image_size), training=False), tf.float32)
+
     def serve(images):
-        probabilities = tf.cast(model(preprocess(images, image_size), training=False), tf.float32)
+        # An empty batch skips the model (its convolutions and batch normalization refuse
+        # zero images) and gives empty outputs of the right shapes.
+        probabilities = tf.cond(
+            tf.shape(images)[0] > 0,
+            lambda: probabilities_of(images),
+            lambda: tf.zeros((0, num_classes), tf.float32),
+        )
         index = tf.argmax(probabilities, axis=-1)
         return {
             "probabilities": probabilities,
@@ -315,12 +346,16 @@ def export_litert(model, path, class_names, *, overwrite=False, source=None):
     default on AVX512-BF16 CPUs) is converted through `training.precision.to_float32`,
     since LiteRT has no bfloat16 convolution. Class names are in `metadata.json`.
 
+    TensorFlow backend only (`tf.lite`).
+
     Args, Returns: as for `export_keras`.
 
     Raises:
         ValueError, FileExistsError: as for `export_keras`.
-        RuntimeError: the converter failed (an operator LiteRT has no builtin for).
+        RuntimeError: the converter failed (an operator LiteRT has no builtin for), or Keras
+            runs on another backend than TensorFlow (named).
     """
+    check_tensorflow_backend("LiteRT export")
     path, class_names, image_size, channels = _check_export_arguments(model, path, class_names, overwrite)
     data_format = keras.config.image_data_format()
     model = to_float32(model)
@@ -434,7 +469,7 @@ def export_run(run_dir, format, output=None, *, overwrite=False, int8=False, cal
     class_names = config.get("class_names")
     if not isinstance(class_names, list):
         raise ValueError(f"{os.path.join(run_dir, 'config.json')!r} has no list of 'class_names'.")
-    source = os.path.abspath(run_dir)
+    source = run_name(run_dir)
     if int8:
         return _export_int8(
             format, inference_model(model), model, config, output, class_names, overwrite, source, calibration_images

@@ -29,6 +29,7 @@ non-image file, or a directory, gives one error that names every bad file. A fil
 damaged when the decoder cannot decode it.
 """
 
+import glob
 import json
 import os
 import warnings
@@ -39,7 +40,7 @@ import tensorflow as tf
 
 from keras_ninception.checks import check_choice, check_int
 from keras_ninception.data.pipeline import resize_image
-from keras_ninception.data.files import read_image_file
+from keras_ninception.data.files import IMAGE_FILE_EXTENSIONS, read_image_file
 from keras_ninception.deploy.export import (
     KERAS_FILE,
     LITERT_FILE,
@@ -331,6 +332,42 @@ def read_images(paths, channels):
     return images
 
 
+def expand_image_paths(paths):
+    """The image files that `paths` name, in order: files as given, folders and glob patterns expanded.
+
+    A folder gives its visible `.jpg`, `.jpeg` and `.png` files (any case; not its
+    subfolders), sorted by name; a path that does not exist but has glob characters
+    (`*`, `?`, `[`) gives its matches (`glob.glob`, hidden files left out), sorted. A shell
+    has usually expanded `photos/*.jpg` already; quoted, it is expanded here.
+
+    Raises:
+        ValueError: a folder with no image file, or a pattern that matches nothing (named).
+    """
+    files = []
+    for path in map(os.fspath, paths):
+        if os.path.isdir(path):
+            found = sorted(
+                entry.path
+                for entry in os.scandir(path)
+                if entry.is_file() and not entry.name.startswith(".")
+                and entry.name.lower().endswith(IMAGE_FILE_EXTENSIONS)
+            )
+            if not found:
+                raise ValueError(
+                    f"The folder {path!r} holds no image file ({', '.join(IMAGE_FILE_EXTENSIONS)}; "
+                    "subfolders are not read)."
+                )
+            files.extend(found)
+        elif not os.path.exists(path) and any(c in path for c in "*?["):
+            found = sorted(glob.glob(path))
+            if not found:
+                raise ValueError(f"No file matches the pattern {path!r}.")
+            files.extend(found)
+        else:
+            files.append(path)
+    return files
+
+
 def rank_classes(probabilities, class_names, k):
     """The `k` most probable classes, most probable first: `[(name, probability), ...]`."""
     order = np.argsort(-np.asarray(probabilities), kind="stable")[:k]
@@ -342,7 +379,8 @@ def predict_files(model_path, image_paths, top_k=None, precision="float32"):
 
     Args:
         model_path: a run folder or an export (see `load_predictor`).
-        image_paths: JPEG or PNG files, any size, gray or RGB.
+        image_paths: JPEG or PNG files (any size, gray or RGB), folders of them and glob
+            patterns (`expand_image_paths`).
         top_k: classes per image, in [1, num_classes]; default
             `min(5, num_classes)`.
         precision: OpenVINO's compute precision (see `load_predictor`).
@@ -352,8 +390,8 @@ def predict_files(model_path, image_paths, top_k=None, precision="float32"):
         one entry per file in order, predictions most probable first.
 
     Raises:
-        ValueError: a bad `top_k`, a model path that is not a model, or bad image
-            files (all named; nothing is predicted).
+        ValueError: a bad `top_k`, a model path that is not a model, bad image files (all
+            named; nothing is predicted), an empty folder or a pattern matching nothing.
         FileNotFoundError: `model_path` does not exist.
     """
     predictor = load_predictor(model_path, precision)
@@ -361,7 +399,7 @@ def predict_files(model_path, image_paths, top_k=None, precision="float32"):
     if top_k is None:
         top_k = min(DEFAULT_TOP_K, num_classes)
     check_int("top_k", top_k, minimum=1, maximum=num_classes)
-    paths = [os.fspath(p) for p in image_paths]
+    paths = expand_image_paths(image_paths)
     images = read_images(paths, predictor.channels)
     results = []
     for path, image in zip(paths, images):

@@ -18,6 +18,8 @@ import types
 import keras
 from keras import ops
 
+from keras_ninception.checks import check_tensorflow_backend
+
 
 @keras.saving.register_keras_serializable(package="keras_ninception")
 class LocalResponseNormalization(keras.layers.Layer):
@@ -99,16 +101,6 @@ class LocalResponseNormalization(keras.layers.Layer):
 # `tf.nn.fused_batch_norm` raises a smaller epsilon to this silently (cuDNN's minimum); a layer
 # with a smaller epsilon keeps Keras' composite arithmetic so its output does not change.
 FUSED_BATCH_NORM_MIN_EPSILON = 1.001e-5
-
-
-def check_tensorflow_backend(feature):
-    """Raises `RuntimeError` naming the backend unless Keras runs on TensorFlow."""
-    backend = keras.backend.backend()
-    if backend != "tensorflow":
-        raise RuntimeError(
-            f"{feature} needs the TensorFlow backend; Keras runs on {backend!r} "
-            f"(KERAS_BACKEND={backend}). Received: backend={backend!r}"
-        )
 
 
 def _uses_fused_kernel(layer, inputs, mask):

@@ -23,6 +23,9 @@ worker at least and does not apply to in-memory sources such as the embedded dig
 
 The chief (task `chief`, or `worker` 0 when the cluster has no `chief` job) is the only one
 that writes the run folder; see `train`.
+
+TensorFlow backend only (`tf.distribute`): on another Keras backend `make_strategy` raises
+`RuntimeError` naming it for `"mirrored"` and `"multiworker"`.
 """
 
 import dataclasses
@@ -31,6 +34,7 @@ import os
 
 import tensorflow as tf
 
+from keras_ninception.checks import check_tensorflow_backend
 from keras_ninception.options import STRATEGIES  # noqa: F401 (re-exported)
 
 CLUSTER_JOBS = ("chief", "worker")
@@ -156,7 +160,12 @@ def make_strategy(strategy_name):
     Create it before any other TensorFlow work: `MultiWorkerMirroredStrategy` configures the
     collective ops, which is refused once TensorFlow's runtime is initialized, and connects
     to the other workers (it waits until every worker of `TF_CONFIG` has started).
+
+    Raises:
+        RuntimeError: `"mirrored"` or `"multiworker"` when Keras does not run on TensorFlow.
     """
+    if strategy_name in ("mirrored", "multiworker"):
+        check_tensorflow_backend(f"--strategy {strategy_name} (tf.distribute)")
     if strategy_name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if strategy_name == "multiworker":

@@ -75,7 +75,9 @@ def format_evaluation(result):
 
 def plot_heads(result, path):
     """A PNG bar chart of an `evaluate_run` result: per head, top-1 and top-5 accuracy,
-    parameters (millions) and latency (ms per image); written atomically to `path`.
+    parameters (millions) and latency (ms per image); written atomically to `path`. Without
+    latencies (`latency_repeats=0`) the latency panel is left out (two panels, 8 inches wide).
+    Returns the `matplotlib` figure.
 
     Uses Matplotlib's object API with the Agg canvas (no display, no global pyplot state).
     Heads are drawn from the smallest network to the largest.
@@ -86,9 +88,11 @@ def plot_heads(result, path):
     heads = sorted(result["heads"].items(), key=lambda item: item[1].get("params", 0))
     names = [name for name, _ in heads]
     positions = list(range(len(names)))
-    figure = Figure(figsize=(12, 4), dpi=100, layout="constrained")
+    times = [m.get("latency_ms_per_image") for _, m in heads]
+    measured = all(t is not None for t in times)
+    figure = Figure(figsize=(12 if measured else 8, 4), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
-    accuracy, params, latency = figure.subplots(1, 3)
+    accuracy, params, *latency = figure.subplots(1, 3 if measured else 2)
 
     width = 0.38
     top_k = result.get("top_k", 5)
@@ -105,8 +109,8 @@ def plot_heads(result, path):
     params.set(title="parameters (millions); MACs per image", xticks=positions, xticklabels=names)
     params.margins(y=0.15)
 
-    times = [m.get("latency_ms_per_image") for _, m in heads]
-    if all(t is not None for t in times):
+    if measured:
+        (latency,) = latency
         bars = latency.bar(positions, times, color="tab:orange")
         latency.bar_label(bars, fmt="%.3f", fontsize=8)
         info = result.get("latency") or {}
@@ -115,12 +119,11 @@ def plot_heads(result, path):
             xticks=positions,
             xticklabels=names,
         )
-    else:
-        latency.set(title="latency not measured", xticks=positions, xticklabels=names)
 
     run = os.path.basename(os.path.normpath(str(result.get("run_dir", ""))))
     figure.suptitle(f"{run}: {result['dataset']} / {result['split']} ({result['num_examples']} images)")
     replace_atomic(path, lambda tmp: figure.savefig(tmp, format="png"), ".png")
+    return figure
 
 
 def save_evaluation(result, output_dir=None, name=None):

@@ -413,13 +413,60 @@ def history_heads(history):
     return sorted(heads, key=lambda name: (name != "main", name))
 
 
+# Train and validation points of the learning curves: line style, marker, marker face.
+CURVE_STYLES = {"train": ("-", "o", None), "validation": ("--", "s", "none")}
+
+
+def learning_curves_figure(history):
+    """The `matplotlib` figure `plot_learning_curves` writes (see there); `history` as there."""
+    from matplotlib.ticker import MaxNLocator
+
+    if isinstance(history, (str, os.PathLike)):
+        history = read_json(history)
+    _check_history(history)
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    heads = history_heads(history)
+    colors = {name: f"C{i}" for i, name in enumerate(heads)}
+    figure = _figure(LEARNING_CURVES_INCHES)
+    loss_axes, accuracy_axes = figure.subplots(1, 2)
+    for prefix, split in (("", "train"), ("val_", "validation")):
+        style, marker, face = CURVE_STYLES[split]
+        points = {"marker": marker, "markersize": 5, "markerfacecolor": face}
+        if f"{prefix}loss" in history:
+            loss_axes.plot(epochs, history[f"{prefix}loss"], style, color="black", label=f"total, {split}", **points)
+        for name in heads:
+            if len(heads) > 1 and f"{prefix}{name}_loss" in history:
+                loss_axes.plot(epochs, history[f"{prefix}{name}_loss"], style, color=colors[name],
+                               label=f"{name}, {split}", **points)
+            if f"{prefix}{name}_accuracy" in history:
+                accuracy_axes.plot(epochs, history[f"{prefix}{name}_accuracy"], style, color=colors[name],
+                                   label=f"{name}, {split}", **points)
+    losses = np.concatenate([line.get_ydata() for line in loss_axes.get_lines()] or [np.ones(1)])
+    log_scale = bool(np.all(np.isfinite(losses)) and np.all(losses > 0))
+    if log_scale:
+        loss_axes.set_yscale("log")
+    for axes, quantity in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(f"{quantity} (log scale)" if axes is loss_axes and log_scale else quantity)
+        axes.set_title(quantity)
+        axes.grid(alpha=0.3, which="both" if axes is loss_axes and log_scale else "major")
+        axes.set_xlim(0.5, len(epochs) + 0.5)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        if axes.has_data():
+            axes.legend(fontsize=8)
+    return figure
+
+
 def plot_learning_curves(history, path):
     """Writes loss and accuracy per head, train and validation, per epoch as one PNG.
 
-    Left: the total loss (black) and each head's loss; right: each head's accuracy. One
-    colour per head; solid lines are training, dashed lines validation. A single-output
-    model's head loss is the total loss. The PNG is `LEARNING_CURVES_INCHES` at `DPI`
-    (1200×450 px) and is written atomically (nothing is left at `path` on failure).
+    Left: the total loss (black) and each head's loss, on a log scale (one large first-epoch
+    validation loss would flatten every later epoch on a linear one; linear when a loss is
+    not positive and finite); right: each head's accuracy. One colour per head; training is
+    a solid line with filled circles, validation a dashed line with open squares, so a
+    one-epoch run's two points stay apart. A single-output model's head loss is the total
+    loss. The PNG is `LEARNING_CURVES_INCHES` at `DPI` (1200×450 px) and is written
+    atomically (nothing is left at `path` on failure).
 
     Args:
         history: a Keras `History.history` dict (`{"loss": [...], "main_accuracy": [...],
@@ -434,36 +481,7 @@ def plot_learning_curves(history, path):
         ValueError: `history` is not such a dict, or cannot be read.
         OSError: `path` cannot be written.
     """
-    from matplotlib.ticker import MaxNLocator
-
-    if isinstance(history, (str, os.PathLike)):
-        history = read_json(history)
-    _check_history(history)
-    epochs = np.arange(1, len(history["loss"]) + 1)
-    heads = history_heads(history)
-    colors = {name: f"C{i}" for i, name in enumerate(heads)}
-    figure = _figure(LEARNING_CURVES_INCHES)
-    loss_axes, accuracy_axes = figure.subplots(1, 2)
-    for prefix, style, split in (("", "-", "train"), ("val_", "--", "validation")):
-        if f"{prefix}loss" in history:
-            loss_axes.plot(epochs, history[f"{prefix}loss"], style, marker=".", color="black",
-                           label=f"total, {split}")
-        for name in heads:
-            if len(heads) > 1 and f"{prefix}{name}_loss" in history:
-                loss_axes.plot(epochs, history[f"{prefix}{name}_loss"], style, marker=".", color=colors[name],
-                               label=f"{name}, {split}")
-            if f"{prefix}{name}_accuracy" in history:
-                accuracy_axes.plot(epochs, history[f"{prefix}{name}_accuracy"], style, marker=".",
-                                   color=colors[name], label=f"{name}, {split}")
-    for axes, quantity in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
-        axes.set_xlabel("epoch")
-        axes.set_ylabel(quantity)
-        axes.set_title(quantity)
-        axes.grid(alpha=0.3)
-        axes.set_xlim(0.5, len(epochs) + 0.5)
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-        if axes.has_data():
-            axes.legend(fontsize=8)
+    figure = learning_curves_figure(history)
     path = os.fspath(path)
     replace_atomic(path, lambda tmp: figure.savefig(tmp, format="png"), ".png")
     return path

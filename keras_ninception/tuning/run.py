@@ -384,6 +384,52 @@ def wait_for_chief(timeout=CHIEF_WAIT_SECONDS):
         channel.close()
 
 
+EXECUTION_HISTORIES_FILE = "execution_histories.json"
+
+
+def recording_executions(tuner_class):
+    """A subclass of a KerasTuner tuner class that keeps every execution's per-epoch history.
+
+    KerasTuner reduces a trial's executions to one score (each execution's best epoch,
+    averaged) and keeps no per-epoch history, while its checkpoint holds the single best
+    epoch over all executions (one `SaveBestEpoch` shared by them). `run_trial` here writes
+    the `History.history` of each execution, in order, to `<trial dir>/execution_histories.json`,
+    so the saved weights' own history and score can be told (`saved_execution`).
+    """
+
+    class RecordingTuner(tuner_class):
+        def run_trial(self, trial, *args, **kwargs):
+            histories = super().run_trial(trial, *args, **kwargs)
+            records = [
+                {name: [float(v) for v in values] for name, values in history.history.items()}
+                for history in histories
+                if hasattr(history, "history")
+            ]
+            trial_dir = self.get_trial_dir(trial.trial_id)
+            os.makedirs(trial_dir, exist_ok=True)
+            write_json_atomic(os.path.join(trial_dir, EXECUTION_HISTORIES_FILE), records)
+            return histories
+
+    RecordingTuner.__name__ = RecordingTuner.__qualname__ = tuner_class.__name__
+    return RecordingTuner
+
+
+def saved_execution(histories, objective=OBJECTIVE):
+    """`(execution, epoch, value)` of the epoch KerasTuner's checkpoint holds, from the trial's histories.
+
+    `SaveBestEpoch` saves when the objective is strictly better than the best so far, over
+    the executions in order: the first (execution, epoch) that reaches the best value.
+    `execution` counts from 0 (KerasTuner's `execution0` folders), `epoch` from 1. None
+    when no history has the objective.
+    """
+    best = None
+    for execution, history in enumerate(histories):
+        for epoch, value in enumerate(history.get(objective.name, []), 1):
+            if best is None or objective.better_than(value, best[2]):
+                best = (execution, epoch, float(value))
+    return best
+
+
 def make_tuner(config, hypermodel, hyperparameters):
     """The KerasTuner tuner of a resolved `TuneConfig`, on the project `run_dir/search`.
 
@@ -406,12 +452,12 @@ def make_tuner(config, hypermodel, hyperparameters):
     if config.distribution_strategy == "mirrored":
         common["distribution_strategy"] = tf.distribute.MirroredStrategy()
     if config.tuner == "hyperband":
-        tuner = releasing_tuner_class(keras_tuner.Hyperband)(max_epochs=config.epochs, factor=config.hyperband_factor, **common)
+        tuner = recording_executions(releasing_tuner_class(keras_tuner.Hyperband))(max_epochs=config.epochs, factor=config.hyperband_factor, **common)
         # Hyperband sizes its brackets from max_epochs and factor; `max_trials` caps them
         # (the oracle stops creating trials there, as RandomSearch does).
         tuner.oracle.max_trials = config.max_trials
         return tuner
-    return releasing_tuner_class(TUNERS[config.tuner])(max_trials=config.max_trials, **common)
+    return recording_executions(releasing_tuner_class(TUNERS[config.tuner]))(max_trials=config.max_trials, **common)
 
 
 def write_hparams_config(log_dir, space_hp, output_names=("main",)):
@@ -513,7 +559,14 @@ def _trial_history(trial):
 
 
 def _best_model(config, tuner, hypermodel, splits, verbose):
-    """`(model, history)` of the best trial: restored from its checkpoint, or retrained."""
+    """`(model, history, saved)` of the best trial: restored from its checkpoint, or retrained.
+
+    `history` is the per-epoch history of the fit whose weights `model` holds: with
+    `restore`, the execution whose best epoch KerasTuner's checkpoint saved (with
+    `executions_per_trial` > 1 the trial's score is the executions' mean, not this one's);
+    with `retrain`, the new fit. `saved` is `{"execution", "epoch", <objective>}` of those
+    weights (`execution` None when retrained; None when the trial kept no histories).
+    """
     best = tuner.oracle.get_best_trials(1)[0]
     # Under a per-trial strategy the best model's variables (optimizer state included) are
     # made in its scope, as KerasTuner does for the trials. (`tuner.load_model` enters the
@@ -528,7 +581,13 @@ def _best_model(config, tuner, hypermodel, splits, verbose):
         # A fresh optimizer state (zeros), built so that model.keras reloads without a warning.
         with scope():
             model.optimizer.build(model.trainable_variables)
-        return model, _trial_history(best)
+        path = os.path.join(tuner.get_trial_dir(best.trial_id), EXECUTION_HISTORIES_FILE)
+        histories = read_json(path) if os.path.exists(path) else []
+        found = saved_execution(histories)
+        if found is None:  # a search from before the histories were kept
+            return model, _trial_history(best), None
+        execution, epoch, value = found
+        return model, histories[execution], {"execution": execution, "epoch": epoch, OBJECTIVE.name: value}
     keras.utils.set_random_seed(config.seed)
     hp = best.hyperparameters
     with scope():
@@ -542,11 +601,19 @@ def _best_model(config, tuner, hypermodel, splits, verbose):
             callbacks=make_callbacks(config.run_dir),
             verbose=verbose,
         )
-    return model, {k: [float(v) for v in values] for k, values in history.history.items()}
+    history = {k: [float(v) for v in values] for k, values in history.history.items()}
+    values = history.get(OBJECTIVE.name) or [None]
+    return model, history, {"execution": None, "epoch": len(values), OBJECTIVE.name: values[-1]}
 
 
-def _save_best_model(config, model, history, best, splits):
-    """Writes the best model like a `ninception train` run; `model.keras` last."""
+def _save_best_model(config, model, history, best, splits, saved=None):
+    """Writes the best model like a `ninception train` run; `model.keras` last.
+
+    `config.json`'s `best_trial` names each score for what it is:
+    `<objective>_trial_mean`, the trial's score (KerasTuner's: each execution's best epoch,
+    averaged over `executions`), and `saved_model`, the execution and epoch the saved
+    weights come from with their own `<objective>` (`_best_model`'s `saved`).
+    """
     run_dir = config.run_dir
     metrics = evaluate_splits(model, splits, verbose=0)
     values = best.hyperparameters.values
@@ -567,9 +634,10 @@ def _save_best_model(config, model, history, best, splits):
             "tune_config": dataclasses.asdict(config),
             "best_trial": {
                 "trial_id": best.trial_id,
-                OBJECTIVE.name: best.score,
-                "epoch": None if best.best_step is None else int(best.best_step) + 1,
+                f"{OBJECTIVE.name}_trial_mean": best.score,
+                "executions": config.executions_per_trial,
                 "best_model": config.best_model,
+                "saved_model": saved,
             },
             "hyperparameters": values,
             "variant": config.variant,
@@ -700,8 +768,8 @@ def tune(config=None, *, resume=False, overwrite=False, verbose="auto"):
                 "metrics": read_json(os.path.join(run_dir, "metrics.json")),
                 "new_trials": 0,
             }
-    model, history = _best_model(config, tuner, hypermodel, splits, verbose)
-    metrics = _save_best_model(config, model, history, best, splits)
+    model, history, saved = _best_model(config, tuner, hypermodel, splits, verbose)
+    metrics = _save_best_model(config, model, history, best, splits, saved)
     final = metrics.get("test", metrics["validation"])
     split = "test" if "test" in metrics else "validation"
     how = "restored from its best epoch" if config.best_model == "restore" else "retrained"
@@ -709,6 +777,11 @@ def tune(config=None, *, resume=False, overwrite=False, verbose="auto"):
         "Best trial %s (%s), %s accuracy (%d images): %s",
         best.trial_id, how, split, final["num_examples"], format_accuracy(final),
     )
+    if saved is not None and saved["execution"] is not None and config.executions_per_trial > 1:
+        logger.info(
+            f"Its {OBJECTIVE.name}: {best.score:.4f} mean of {config.executions_per_trial} executions; the "
+            f"saved weights, execution {saved['execution']} epoch {saved['epoch']}: {saved[OBJECTIVE.name]:.4f}"
+        )
     logger.info("Best model saved in %s", run_dir)
     return {
         "run_dir": run_dir,

@@ -161,6 +161,7 @@ def test_saved_model_takes_uint8_images_of_any_size_and_batch(run, request, tmp_
         "one": random_images(1, side, side, channels, seed=1),
         "three_larger": random_images(3, 31, 17, channels, seed=2),
         "three_smaller": random_images(3, 7, 9, channels, seed=3),
+        "empty": np.zeros((0, 9, 11, channels), np.uint8),
     }
     for name, images in batches.items():
         np.save(tmp_path / f"{name}.npy", images)
@@ -168,7 +169,13 @@ def test_saved_model_takes_uint8_images_of_any_size_and_batch(run, request, tmp_
     out = np.load(tmp_path / "out.npz")
     class_names = config["class_names"]
     assert list(out["class_names"]) == class_names
+    # An empty batch: empty outputs of the right shapes, not an error (a guard in `serve`).
+    assert out["empty_probabilities"].shape == (0, len(class_names))
+    assert out["empty_probabilities"].dtype == np.float32
+    assert out["empty_class_index"].shape == (0,) and out["empty_class_name"].shape == (0,)
     for name, images in batches.items():
+        if not len(images):
+            continue
         expected = reference(run_dir, images)
         probabilities = out[f"{name}_probabilities"]
         assert probabilities.shape == (len(images), len(class_names)) and probabilities.dtype == np.float32
@@ -177,6 +184,18 @@ def test_saved_model_takes_uint8_images_of_any_size_and_batch(run, request, tmp_
         assert list(out[f"{name}_class_name"]) == [class_names[i] for i in expected.argmax(-1)]
     # The runs tell images apart, so a wrong preprocessing could not pass.
     assert np.ptp(out["three_larger_probabilities"], axis=0).max() > 0.05
+    # Every weight stored once (float32 runs: 4 bytes per parameter, plus a small index);
+    # Keras' own `Model.export` stores each twice (keras-team/keras#23553).
+    stored = sum(
+        os.path.getsize(os.path.join(folder, name))
+        for folder, _, names in os.walk(os.path.join(path, "variables")) for name in names
+    )
+    params = inference_model(load_run(run_dir)[0]).count_params()
+    assert 4 * params <= stored < 4 * params * 1.1 + 20_000, (stored, params)
+    # metadata.json: portable fields only, the run by its folder name.
+    metadata = json.load(open(os.path.join(path, "metadata.json")))
+    assert metadata["source"] == os.path.basename(run_dir)
+    assert str(tmp_path) not in json.dumps(metadata) and os.path.dirname(run_dir) not in json.dumps(metadata)
 
 
 @pytest.mark.slow

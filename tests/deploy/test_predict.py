@@ -13,7 +13,7 @@ from keras_ninception.cli.main import main
 from keras_ninception.data.files import NOT_AN_IMAGE
 from keras_ninception.deploy import export_run, predict_files
 from keras_ninception.deploy.export import inference_model, preprocess
-from keras_ninception.deploy.predict import load_predictor, read_images
+from keras_ninception.deploy.predict import expand_image_paths, load_predictor, read_images
 from keras_ninception.training.evaluate import load_run
 from tests.data.images import write_image
 from tests.deploy.conftest import ninception
@@ -138,6 +138,34 @@ def test_cli_prints_the_top_k_of_every_image(digits_run, digit_files, capsys):
         p["class_name"] for p in predict_files(digits_run, paths[:1])[0]["predictions"]
     ]
     assert len(printed[0]["predictions"]) == 5  # the default top-k
+
+
+def test_folders_and_glob_patterns_expand_to_their_image_files_sorted(tmp_path):
+    for name in ("b.png", "a.JPG", "c.jpeg", ".hidden.png", "notes.txt", "sub/d.png"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    folder = str(tmp_path)
+    expected = [os.path.join(folder, name) for name in ("a.JPG", "b.png", "c.jpeg")]
+    assert expand_image_paths([folder]) == expected
+    assert expand_image_paths([os.path.join(folder, "*.png"), os.path.join(folder, "notes.txt")]) == [
+        os.path.join(folder, "b.png"), os.path.join(folder, "notes.txt")  # a file is kept as given
+    ]
+    assert expand_image_paths([os.path.join(folder, "sub"), os.path.join(folder, "[ab].*")]) == [
+        os.path.join(folder, "sub", "d.png"), *expected[:2]
+    ]
+    assert expand_image_paths(["missing.jpg"]) == ["missing.jpg"]  # read_images names it
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no image file"):
+        expand_image_paths([os.path.join(folder, "empty")])
+    with pytest.raises(ValueError, match=r"No file matches the pattern '.*\*\.gif'"):
+        expand_image_paths([os.path.join(folder, "*.gif")])
+
+
+def test_a_folder_predicts_what_its_files_predict(digits_run, digit_files):
+    paths = sorted(path for path, _ in digit_files.values())
+    by_folder = predict_files(digits_run, [os.path.dirname(paths[0])], top_k=3)
+    assert [r["file"] for r in by_folder] == paths
+    assert by_folder == predict_files(digits_run, paths, top_k=3)
 
 
 def test_bad_files_are_all_named_before_anything_is_predicted(digits_run, digit_files, tmp_path, capsys):

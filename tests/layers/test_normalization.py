@@ -15,6 +15,11 @@ from keras_ninception.training.precision import dtype_policy
 
 CHANNELS = 6
 
+# TensorFlow's fused kernel: TensorFlow backend only (tests/test_backends.py checks the error elsewhere).
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="the fused batch-normalization kernel is TensorFlow's"
+)
+
 
 def make_pair(input_shape=(4, 5, 7, CHANNELS), policy="float32", **kwargs):
     """A Keras BN and one switched to the fused kernel, same non-trivial weights, built on `input_shape`."""

@@ -15,7 +15,7 @@ from keras_ninception.models import prune_to_head
 from keras_ninception.models.googlenet import INCEPTION_MODULES
 from keras_ninception.models.profile import profile_model
 from keras_ninception.training.evaluate import evaluate_run, load_run, load_run_splits
-from keras_ninception.training.heads import prune_run, save_evaluation, select_head
+from keras_ninception.training.heads import plot_heads, prune_run, save_evaluation, select_head
 from tests.data.images import write_image
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -104,6 +104,26 @@ def three_class_nin_run(tmp_path_factory):
     return run_dir
 
 
+@pytest.mark.slow
+def test_evaluate_without_a_test_split_falls_back_to_validation_and_says_so(three_class_nin_run, tmp_path, capsys):
+    import shutil
+
+    data = json.load(open(os.path.join(three_class_nin_run, "config.json")))["train_config"]["dataset"]
+    no_test = tmp_path / "no-test"
+    for split in ("train", "val"):
+        shutil.copytree(os.path.join(data, split), no_test / split)
+    result = evaluate_run(three_class_nin_run, dataset=str(no_test), latency_repeats=0, verbose=0)
+    assert (result["split"], result["num_examples"]) == ("validation", 9)
+    with pytest.raises(ValueError, match=r"has no 'test' split; it has \['train', 'validation'\]: pass split='validation'"):
+        evaluate_run(three_class_nin_run, dataset=str(no_test), split="test", latency_repeats=0, verbose=0)
+    argv = ["evaluate", three_class_nin_run, "--dataset", str(no_test), "--latency-repeats", "0",
+            "--output-dir", str(tmp_path / "report")]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "has no test split; evaluated on 'validation' (choose with --split)" in captured.err
+    assert os.listdir(tmp_path / "report") and all(n.startswith("no-test-validation") for n in os.listdir(tmp_path / "report"))
+
+
 def hand_top_k(probabilities, labels, k):
     top = np.argsort(-probabilities, axis=1)[:, :k]
     return float(np.mean(np.any(top == labels[:, None], axis=1)))
@@ -152,6 +172,10 @@ def test_single_head_run_with_three_classes(three_class_nin_run):
     model, _ = load_run(three_class_nin_run)
     assert head["params"] == model.count_params()
     assert head["latency_ms_per_batch"] is None and result["latency"]["repeats"] == 0
+    # Not measured: no empty latency panel, two panels of 8 x 4 inches.
+    figure = plot_heads(result, os.path.join(three_class_nin_run, "chart.png"))
+    assert [axes.get_title() for axes in figure.axes] == ["accuracy", "parameters (millions); MACs per image"]
+    assert tuple(figure.get_size_inches()) == (8.0, 4.0)
     with pytest.raises(ValueError, match="must be a GoogLeNet"):
         prune_run(three_class_nin_run, head="auto", verbose=0)
     assert not os.path.exists(three_class_nin_run + "-auto")

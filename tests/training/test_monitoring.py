@@ -22,6 +22,7 @@ from keras_ninception.training.monitoring import (
     confusion_matrix_inches,
     figure_to_array,
     grid_shape,
+    learning_curves_figure,
     parse_profile_batch,
     plot_confusion_matrix,
     plot_image_grid,
@@ -153,6 +154,26 @@ def test_learning_curves_png_from_a_history_and_from_history_json(tmp_path):
     again = matplotlib.image.imread(plot_learning_curves(str(tmp_path / "history.json"), tmp_path / "again.png"))
     np.testing.assert_array_equal(again, image)
     assert sorted(os.listdir(tmp_path)) == ["again.png", "curves.png", "history.json"]  # no temporary files
+
+
+def test_learning_curves_use_a_log_scale_for_losses_and_tell_train_from_validation():
+    # One huge first validation loss must not flatten the later epochs.
+    history = {"loss": [2.3, 0.5, 0.2], "val_loss": [900.0, 0.6, 0.3], "main_accuracy": [0.2, 0.8, 0.9],
+               "val_main_accuracy": [0.1, 0.7, 0.85]}
+    loss_axes, accuracy_axes = learning_curves_figure(history).axes
+    assert loss_axes.get_yscale() == "log" and accuracy_axes.get_yscale() == "linear"
+    assert loss_axes.get_ylabel() == "loss (log scale)"
+    low, high = loss_axes.get_ylim()
+    assert low < 0.2 and high > 900  # every point shows, a decade apart from the next
+    # A one-epoch run: train and validation points in distinct markers, validation hollow.
+    one_epoch = {"loss": [0.7], "val_loss": [0.7], "main_accuracy": [0.5], "val_main_accuracy": [0.5]}
+    for axes in learning_curves_figure(one_epoch).axes:
+        train, validation = axes.get_lines()
+        assert (train.get_label().endswith("train"), validation.get_label().endswith("validation")) == (True, True)
+        assert (train.get_marker(), validation.get_marker()) == ("o", "s")
+        assert validation.get_markerfacecolor() == "none" and train.get_markerfacecolor() != "none"
+    # A loss that is not positive keeps the linear scale.
+    assert learning_curves_figure({"loss": [0.0, 1.0]}).axes[0].get_yscale() == "linear"
 
 
 @pytest.mark.parametrize(

@@ -280,3 +280,32 @@ def test_mirrored_strategy_builds_each_trial_under_the_strategy(tmp_path, monkey
     assert strategies[-2:] == ["MirroredStrategy", "MirroredStrategy"], strategies
     assert evaluate_run(str(run_dir), split="test", verbose=0)["heads"]["main"]["accuracy"] >= 0.0
     assert 0.0 <= result["trials"][0]["val_main_accuracy"] <= 1.0
+
+
+@pytest.mark.slow
+def test_two_executions_history_json_is_the_saved_executions_and_both_scores_are_named(tmp_path):
+    from keras_ninception.options import TUNERS
+    from keras_ninception.tuning.run import EXECUTION_HISTORIES_FILE, TUNERS as TUNER_CLASSES
+
+    assert tuple(TUNER_CLASSES) == TUNERS  # the CLI's choices
+    run_dir = tmp_path / "run"
+    tune(tiny(run_dir, max_trials=1, epochs=2, executions_per_trial=2), verbose=0)
+    config = json.load(open(run_dir / "config.json"))["best_trial"]
+    (trial_dir,) = [p for p in (run_dir / "search").iterdir() if p.name.startswith("trial_")]
+    executions = json.load(open(trial_dir / EXECUTION_HISTORIES_FILE))
+    assert len(executions) == 2 and all(len(e["val_main_accuracy"]) == 2 for e in executions)
+    # By hand: the trial's score is the mean of each execution's best epoch; the checkpoint
+    # holds the first (execution, epoch) reaching the best value over both.
+    bests = [max(e["val_main_accuracy"]) for e in executions]
+    assert config["val_main_accuracy_trial_mean"] == pytest.approx(sum(bests) / 2)
+    execution = 0 if bests[0] >= bests[1] else 1
+    epoch = executions[execution]["val_main_accuracy"].index(bests[execution]) + 1
+    assert config["saved_model"] == {"execution": execution, "epoch": epoch, "val_main_accuracy": bests[execution]}
+    assert config["executions"] == 2
+    # history.json: that execution's per-epoch history, one value per epoch.
+    history = json.load(open(run_dir / "history.json"))
+    assert history == executions[execution]
+    assert set(history) >= {"loss", "val_loss", "main_accuracy", "val_main_accuracy"}
+    # The saved weights score what their epoch scored on the validation split.
+    metrics = json.load(open(run_dir / "metrics.json"))
+    assert metrics["validation"]["heads"]["main"]["accuracy"] == pytest.approx(bests[execution], abs=1e-6)
