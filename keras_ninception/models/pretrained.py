@@ -204,25 +204,25 @@ def keras_cache_dir():
     return os.path.expanduser(os.environ.get("KERAS_HOME") or os.path.join("~", ".keras"))
 
 
-def _server_answers(origin, timeout):
-    """True when `origin`'s server answers a HEAD request within `timeout` seconds.
+def _probe(origin, timeout):
+    """None when `origin`'s server answers a HEAD request within `timeout` seconds, else why not.
 
     The request runs in a daemon thread joined with the timeout, so a slow DNS lookup (which
     the socket timeout does not cover) cannot stall the caller either.
     """
-    answered = []
+    outcome = []
 
     def probe():
         try:
             with urllib.request.urlopen(urllib.request.Request(origin, method="HEAD"), timeout=timeout):
-                answered.append(True)
-        except Exception:  # URLError, HTTPError, socket errors, timeouts: all mean "no"
-            pass
+                outcome.append(None)
+        except Exception as error:  # URLError, HTTPError, socket errors, timeouts: all mean "no"
+            outcome.append(str(error) or type(error).__name__)
 
     thread = threading.Thread(target=probe, daemon=True)
     thread.start()
     thread.join(timeout)
-    return bool(answered)
+    return outcome[0] if outcome else f"no answer within {timeout:g} s"
 
 
 def imagenet_checkpoint_path():
@@ -230,8 +230,8 @@ def imagenet_checkpoint_path():
 
     `keras.utils.get_file(IMAGENET_ARCHIVE, IMAGENET_ORIGIN, cache_subdir="models",
     extract=True)`: with the archive already in `$KERAS_HOME/models/` nothing is fetched.
-    Without it, the server is probed first (`PROBE_TIMEOUT_S`), so an offline machine fails in
-    seconds instead of waiting on connection retries.
+    Without it, the server is probed first (HEAD, at most `PROBE_TIMEOUT_S`), so an offline
+    machine fails in seconds instead of waiting on connection retries.
 
     Raises:
         FileNotFoundError: the archive is not in the cache and the server does not answer;
@@ -239,13 +239,14 @@ def imagenet_checkpoint_path():
     """
     cache_dir = keras_cache_dir()
     archive = os.path.join(cache_dir, "models", IMAGENET_ARCHIVE)
-    if not os.path.isfile(archive) and not _server_answers(IMAGENET_ORIGIN, PROBE_TIMEOUT_S):
+    failure = None if os.path.isfile(archive) else _probe(IMAGENET_ORIGIN, PROBE_TIMEOUT_S)
+    if failure:
         raise FileNotFoundError(
-            f"The ImageNet weights are not in the Keras cache and {IMAGENET_ORIGIN} did not "
-            f"answer within {PROBE_TIMEOUT_S:g} s (offline?). Download {IMAGENET_ARCHIVE} "
-            f"(TF-slim's inception_v1; its checkpoint holds 6,633,209 float32 values, 26.5 MB) on a machine with network and copy it to "
-            f"{archive} ($KERAS_HOME/models/, KERAS_HOME defaults to ~/.keras), or pass its "
-            "path: weights='/path/to/inception_v1_2016_08_28.tar.gz'."
+            f"The ImageNet weights are not in the Keras cache, and {IMAGENET_ORIGIN} cannot "
+            f"be reached ({failure}). Download {IMAGENET_ARCHIVE} (TF-slim's inception_v1) on "
+            f"a machine with network and copy it to {archive} ($KERAS_HOME/models/; "
+            "KERAS_HOME defaults to ~/.keras), or pass its path: "
+            "weights='/path/to/inception_v1_2016_08_28.tar.gz'."
         )
     os.makedirs(os.path.dirname(archive), exist_ok=True)
     folder = keras.utils.get_file(
