@@ -252,3 +252,24 @@ def test_pth_without_torch_says_torch_is_needed(tmp_path, monkeypatch):
         build_googlenet(variant="bn", weights=str(path))
     with pytest.raises(ValueError, match=r"\['bn'\] with `weights="):
         build_googlenet(variant="slim", weights=str(path))
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None or importlib.util.find_spec("torchvision") is None,
+    reason="needs torch and torchvision (pip install '.[torch]'); the optional torch job",
+)
+def test_torchvision_pth_file_gives_torchvisions_logits(tmp_path):
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(__file__), "torchvision_pth.py")
+    pth, out = tmp_path / "googlenet-synthetic.pth", tmp_path / "reference.npz"
+    result = subprocess.run([sys.executable, script, str(pth), str(out)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    reference = np.load(out)
+    model = build_googlenet(variant="bn", weights=str(pth), classifier_activation=None)
+    difference = np.abs(model.predict(reference["images"], verbose=0) - reference["logits"]).max()
+    print(f"\ntorchvision .pth: max |logit difference| {difference:.2e}")
+    assert difference < TOLERANCE
+    features = build_googlenet(variant="bn", weights=str(pth), include_top=False, pooling="avg")
+    assert features.output.shape[1:] == (1024,)
