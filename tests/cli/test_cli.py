@@ -157,6 +157,9 @@ def test_saved_models_reload_in_a_fresh_interpreter(googlenet_run):
         (["train", "--num-summary-images", "100"], "Received: num_summary_images=100"),
         (["train", "--precision", "fp16"], "invalid choice"),
         (["evaluate", "/nonexistent/run"], "not a completed run"),
+        (["train", "--fine-tune", "head"], "needs `weights`"),
+        (["train", "--weights", "no/such/run"], "Received: weights='no/such/run'"),
+        (["train", "--weights", "imagenet", "--model", "nin"], "ImageNet weights are GoogLeNet's"),
     ],
 )
 def test_bad_input_gets_a_clear_error(tmp_path, args, message):
