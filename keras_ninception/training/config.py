@@ -1,5 +1,9 @@
 """The configuration of a training run: `TrainConfig` (saved as the run's `config.json`), its
-defaults, and the names derived from it (run folder, TensorBoard hyperparameters)."""
+defaults, and the names derived from it (run folder, TensorBoard hyperparameters).
+
+Importing this module imports neither TensorFlow nor Keras (the `ninception` command reads
+the defaults for its `--help`); the few functions that need them import them when called.
+"""
 
 import dataclasses
 import datetime
@@ -7,13 +11,12 @@ import os
 import re
 
 from keras_ninception.checks import check_bool, check_choice, check_int, check_number
-from keras_ninception.models import min_input_size
-from keras_ninception.training import distribute, monitoring, transfer
-from keras_ninception.training.precision import PRECISIONS, resolve_precision
+from keras_ninception.options import CHECK_IMAGES, MAX_SUMMARY_IMAGES, MODELS, ON_BAD_IMAGE, PRECISIONS, STRATEGIES
 
 DEFAULT_RUNS_DIR = "saved_models"
-MODELS = ("googlenet", "nin")
 OUTPUT_NAMES = ("main", "aux1", "aux2")
+# `fine_tune`: train the heads on a frozen backbone, or every layer (training/transfer.py).
+FINE_TUNE_CHOICES = ("head", "all")
 # ImageNet weights are trained at 224 px: runs that start from them default to it.
 PRETRAINED_IMAGE_SIZE = 224
 # The embedded digits are 8×8 px: 24 px (3×) is enough for both models and keeps the default
@@ -21,7 +24,7 @@ PRETRAINED_IMAGE_SIZE = 224
 DEFAULT_IMAGE_SIZES = {"digits": 24}
 # TrainConfig fields that say how and where a run is executed, not what it trains: they are
 # not compared when the same command resumes a run, and `resume` takes them from the call.
-EXECUTION_FIELDS = ("run_dir", "strategy")
+EXECUTION_FIELDS = ("run_dir", "strategy", "check_images")
 # TrainConfig fields that say what is logged, not how the model is trained.
 MONITORING_FIELDS = ("image_summary_freq", "num_summary_images", "histogram_freq", "profile_batch")
 
@@ -60,6 +63,10 @@ class TrainConfig:
         download: bool, let TFDS download a named dataset. Default False.
         run_dir: the run folder; None makes `saved_models/<model>-<dataset>-<time>`.
         on_bad_image: `"error"` (default) or `"skip"` for unreadable files in a folder.
+        check_images: how the files of an image folder are checked before training:
+            `"header"` (default: JPEG headers parsed, other files decoded), `"full"` (every
+            file decoded) or `"none"` (see `load_dataset`). How a run is executed, not what
+            it trains: a run may resume with another mode.
         image_summary_freq: int >= 0, epochs between the confusion-matrix and validation-
             image summaries in TensorBoard (`monitoring.ValidationImageSummaries`); 0 turns
             them off. Default 1.
@@ -110,6 +117,7 @@ class TrainConfig:
     download: bool = False
     run_dir: str | None = None
     on_bad_image: str = "error"
+    check_images: str = "header"
     image_summary_freq: int = 1
     num_summary_images: int = 16
     histogram_freq: int = 0
@@ -132,8 +140,10 @@ class TrainConfig:
                 raise ValueError(f"`{field}` must be a non-empty string or path. Received: {field}={value!r}")
             setattr(self, field, os.fspath(value))
         check_choice("model", self.model, MODELS)
-        check_choice("strategy", self.strategy, distribute.STRATEGIES)
+        check_choice("strategy", self.strategy, STRATEGIES)
         check_choice("precision", self.precision, PRECISIONS)
+        check_choice("on_bad_image", self.on_bad_image, ON_BAD_IMAGE)
+        check_choice("check_images", self.check_images, CHECK_IMAGES)
         check_int("epochs", self.epochs)
         check_int("batch_size", self.batch_size)
         if self.image_size is not None:
@@ -146,16 +156,21 @@ class TrainConfig:
         for flag in ("aux_classifiers", "batch_norm", "download"):
             check_bool(flag, getattr(self, flag))
         check_int("image_summary_freq", self.image_summary_freq, minimum=0)
-        check_int("num_summary_images", self.num_summary_images, minimum=0, maximum=monitoring.MAX_SUMMARY_IMAGES)
+        check_int("num_summary_images", self.num_summary_images, minimum=0, maximum=MAX_SUMMARY_IMAGES)
         check_int("histogram_freq", self.histogram_freq, minimum=0)
-        self.profile_batch = monitoring.parse_profile_batch(self.profile_batch)
-        check_choice("fine_tune", self.fine_tune, transfer.FINE_TUNE_CHOICES)
+        from keras_ninception.training.monitoring import parse_profile_batch
+
+        self.profile_batch = parse_profile_batch(self.profile_batch)
+        check_choice("fine_tune", self.fine_tune, FINE_TUNE_CHOICES)
         if self.fine_tune == "head" and self.weights is None:
             raise ValueError(
                 "`fine_tune='head'` trains the heads on a frozen pretrained backbone: it needs "
                 "`weights` ('imagenet', a run folder or a checkpoint). Received: weights=None"
             )
-        transfer.check_weights(self.weights, self.model)
+        if self.weights is not None:
+            from keras_ninception.training import transfer
+
+            transfer.check_weights(self.weights, self.model)
         return self
 
     def resolved(self):
@@ -168,6 +183,8 @@ class TrainConfig:
         if config.image_size is None:
             config.image_size = DEFAULT_IMAGE_SIZES.get(config.dataset, 32)
         config.variant = config.resolved_variant()
+        from keras_ninception.training.precision import resolve_precision
+
         config.precision = resolve_precision(config.precision)
         return config
 
@@ -176,12 +193,19 @@ class TrainConfig:
             return None
         if self.variant is not None:
             return self.variant
-        if self.weights is not None and transfer.default_variant(self.weights):
-            return transfer.default_variant(self.weights)
+        if self.weights is not None:
+            from keras_ninception.training import transfer
+
+            if transfer.default_variant(self.weights):
+                return transfer.default_variant(self.weights)
+        from keras_ninception.models.googlenet import min_input_size
+
         return "paper" if (self.image_size or 32) >= min_input_size("paper") else "cifar"
 
     def weights_are_imagenet(self):
         """True when `weights` is ImageNet's (not a run folder or a `.keras` file)."""
+        from keras_ninception.training import transfer
+
         return not transfer.is_run_dir(self.weights) and transfer.is_pretrained(self.weights)
 
     def output_names(self):

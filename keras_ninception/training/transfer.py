@@ -26,7 +26,6 @@ from keras_ninception.models.common import load_keras_file
 from keras_ninception.models.pretrained import is_pretrained, weights_kind
 from keras_ninception.training.run_folder import read_saved_run
 
-FINE_TUNE_CHOICES = ("head", "all")
 # Layers of the heads: the main classifier and its activation, and every aux-head layer.
 HEAD_LAYERS = ("main", "main_classifier")
 HEAD_PREFIXES = ("aux1", "aux2")
@@ -183,7 +182,7 @@ def freeze_backbone(model):
     """Freezes every layer outside the heads; returns how many layers with weights were frozen.
 
     A frozen batch normalization layer runs in inference mode (Keras 3: `trainable = False`
-    means inference mode, and `FusedBatchNormalization` follows it), so its moving
+    means inference mode, and the fused kernel of `use_fused_batch_normalization` follows it), so its moving
     statistics do not change while the heads train.
     """
     frozen = 0
