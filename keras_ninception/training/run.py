@@ -112,18 +112,19 @@ def build_model(config, input_shape, num_classes):
 def start_from(model, source, source_name, config, num_classes):
     """Copies the source's weights into `model` and freezes its backbone for `fine_tune="head"`.
 
-    Prints what was copied, which heads start fresh (e.g. the aux heads, which no ImageNet
+    Logs what was copied, which heads start fresh (e.g. the aux heads, which no ImageNet
     checkpoint has), and what is frozen.
     """
-    print(transfer.transfer_weights(source, model, source_name).describe(num_classes))
+    logger.info("%s", transfer.transfer_weights(source, model, source_name).describe(num_classes))
     if config.fine_tune == "head":
         frozen = transfer.freeze_backbone(model)
-        print(
-            f"Fine-tuning the heads: {frozen} backbone layers frozen (batch normalization in "
-            "inference mode, moving statistics kept)."
+        logger.info(
+            "Fine-tuning the heads: %d backbone layers frozen (batch normalization in inference "
+            "mode, moving statistics kept).",
+            frozen,
         )
     else:
-        print(f"Fine-tuning all layers at learning rate {config.learning_rate:g}.")
+        logger.info("Fine-tuning all layers at learning rate %g.", config.learning_rate)
 
 
 def learning_rate_schedule(config, steps_per_epoch):

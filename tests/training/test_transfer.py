@@ -1,5 +1,7 @@
 """Starting from pretrained weights: the layer transfer, the frozen backbone, and `train(weights=...)`."""
 
+import logging
+
 import keras
 import numpy as np
 import pytest
@@ -107,7 +109,7 @@ def test_imagenet_weights_default_to_slim_at_224_px():
 
 
 @pytest.mark.slow
-def test_train_from_imagenet_with_a_frozen_backbone(tmp_path, monkeypatch, capsys):
+def test_train_from_imagenet_with_a_frozen_backbone(tmp_path, monkeypatch, caplog):
     """`train(weights="imagenet")` end to end, on a synthetic checkpoint in the Keras cache."""
     from keras_ninception.training.run import train
     from tests.models import slim_reference
@@ -119,12 +121,13 @@ def test_train_from_imagenet_with_a_frozen_backbone(tmp_path, monkeypatch, capsy
     slim_reference.write_archive(checkpoint, tmp_path / "home" / "models" / "inception_v1_2016_08_28.tar.gz")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
     data = write_gratings(tmp_path / "data", angles=(0, 90), per_split={"train": 6, "test": 2})
-    result = train(
-        TrainConfig(dataset=data, weights="imagenet", fine_tune="head", image_size=56, epochs=1, batch_size=4,
-                    image_summary_freq=0, precision="float32", run_dir=str(tmp_path / "run")),
-        verbose=0,
-    )
-    out = capsys.readouterr().out
+    with caplog.at_level(logging.INFO, logger="keras_ninception"):
+        result = train(
+            TrainConfig(dataset=data, weights="imagenet", fine_tune="head", image_size=56, epochs=1, batch_size=4,
+                        image_summary_freq=0, precision="float32", run_dir=str(tmp_path / "run")),
+            verbose=0,
+        )
+    out = caplog.text
     assert "Weights from ImageNet (TF-slim inception_v1): 114 layers copied; starting fresh: main classifier (2 classes), " \
            "aux1 (not in the source: random initialization), aux2 (not in the source: random initialization)." in out
     assert "Fine-tuning the heads: 114 backbone layers frozen" in out
@@ -139,7 +142,7 @@ def test_train_from_imagenet_with_a_frozen_backbone(tmp_path, monkeypatch, capsy
 
 
 @pytest.mark.slow
-def test_fine_tuning_a_run_beats_training_from_scratch_on_fewer_classes(tmp_path, capsys):
+def test_fine_tuning_a_run_beats_training_from_scratch_on_fewer_classes(tmp_path, capsys, caplog):
     """A run on 4 grating orientations, transferred to 2 other orientations, beats scratch.
 
     Same target budget both ways (2 epochs on 8 images per class, Adam 2e-3, same seed); the
@@ -154,8 +157,10 @@ def test_fine_tuning_a_run_beats_training_from_scratch_on_fewer_classes(tmp_path
     source = train(TrainConfig(dataset=source_data, epochs=3, run_dir=str(tmp_path / "source-run"), **common), verbose=0)
     target = {"dataset": target_data, "epochs": 2, **common}
     scratch = train(TrainConfig(run_dir=str(tmp_path / "scratch"), **target), verbose=0)
-    tuned = train(TrainConfig(run_dir=str(tmp_path / "tuned"), weights=source["run_dir"], fine_tune="head", **target), verbose=0)
-    out = capsys.readouterr().out
+    with caplog.at_level(logging.INFO, logger="keras_ninception"):
+        tuned = train(TrainConfig(run_dir=str(tmp_path / "tuned"), weights=source["run_dir"], fine_tune="head", **target),
+                      verbose=0)
+    out = caplog.text
     accuracy = {name: run["metrics"]["test"]["heads"]["main"]["accuracy"] for name, run in
                 (("scratch", scratch), ("fine-tuned", tuned))}
     with capsys.disabled():
