@@ -2,7 +2,8 @@
 
 Public API:
     - Builders: `build_googlenet`, `build_nin`, `to_inference_model`,
-      `build_feature_extractor` (named stage outputs).
+      `build_feature_extractor` (named stage outputs); ImageNet weights with
+      `build_googlenet(weights="imagenet")`, `preprocess_input`, `decode_predictions`.
     - Blocks: `apply_mlpconv`, `apply_inception`, `apply_aux_head` (and `apply_conv`,
       `apply_pool`, `apply_classifier`); `LocalResponseNormalization`;
       `use_fused_batch_normalization` (Keras' `BatchNormalization` on TF's fused kernel).
@@ -33,7 +34,8 @@ _EXPORTS = {
     ),
     **dict.fromkeys(
         (
-            "build_feature_extractor", "build_googlenet", "build_nin", "feature_endpoints",
+            "build_feature_extractor", "build_googlenet", "build_nin", "decode_predictions",
+            "feature_endpoints", "preprocess_input",
             "load_torchvision_weights", "min_input_size", "prune_to_head", "to_inference_model",
             "with_keras_batch_normalization",
         ),

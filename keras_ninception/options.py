@@ -9,7 +9,7 @@ MODELS = ("googlenet", "nin")
 # GoogLeNet variants (`models.googlenet.GOOGLENET_VARIANTS` holds their definitions).
 GOOGLENET_VARIANTS = ("paper", "bn", "cifar")
 # The variants `ninception train` builds ("bn" is for torchvision's checkpoints).
-TRAIN_VARIANTS = ("paper", "cifar")
+TRAIN_VARIANTS = ("paper", "bn", "slim", "cifar")
 NIN_CONFIGS = ("cifar10", "imagenet")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 AUGMENT_MODES = ("none", "crop", "crop_flip")

@@ -96,7 +96,24 @@ def _add_train_parser(subparsers):
         "--variant",
         choices=TRAIN_VARIANTS,
         default=None,
-        help="GoogLeNet variant (default: 'cifar' below 79 px, else 'paper')",
+        help="GoogLeNet variant (default: the --weights source's, 'slim' for imagenet; else "
+        "'cifar' below 79 px, else 'paper')",
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        metavar="imagenet|PATH|RUN_DIR",
+        help="start from pretrained weights: 'imagenet' (TF-slim's inception_v1, from "
+        "$KERAS_HOME/models/ or downloaded there), a local inception_v1_2016_08_28.tar.gz / "
+        ".ckpt, torchvision's googlenet .pth, a .keras file, or a finished run folder; heads "
+        "that do not fit (other classes, aux heads) start fresh",
+    )
+    p.add_argument(
+        "--fine-tune",
+        choices=("head", "all"),
+        default=defaults.fine_tune,
+        help="with --weights: 'head' freezes the backbone (BN in inference mode) and trains the "
+        "heads; 'all' trains every layer at --learning-rate (default: %(default)s)",
     )
     p.add_argument(
         "--dataset",
@@ -131,7 +148,10 @@ def _add_train_parser(subparsers):
         help="NIN: train the paper's form, without batch normalization",
     )
     p.add_argument(
-        "--image-size", type=int, default=None, help="input side in pixels (default: 24 for digits, else 32)"
+        "--image-size",
+        type=int,
+        default=None,
+        help="input side in pixels (default: 224 with ImageNet weights, 24 for digits, else 32)",
     )
     p.add_argument(
         "--validation-fraction",
@@ -538,10 +558,11 @@ def _add_predict_parser(subparsers):
         help="top-k classes of JPEG/PNG images with a run or an export",
         description="Print the top-k classes and probabilities of each image (JPEG or PNG, any "
         "size, gray or RGB: converted to the model's channels) with a run folder, a .keras, "
-        ".tflite, .onnx (ONNX Runtime) or OpenVINO .xml file, or an export folder. Every file is "
-        "checked before anything is predicted.",
+        ".tflite, .onnx (ONNX Runtime) or OpenVINO .xml file, an export folder, or 'imagenet' "
+        "(GoogLeNet with TF-slim's ImageNet weights; 1000-class models print ImageNet class "
+        "names). Every file is checked before anything is predicted.",
     )
-    p.add_argument("model", metavar="RUN_DIR_OR_EXPORT", help="a run folder, an export folder, or a .keras/.tflite file")
+    p.add_argument("model", metavar="RUN_DIR_OR_EXPORT", help="a run folder, an export folder, a .keras/.tflite file, or 'imagenet'")
     p.add_argument(
         "images",
         nargs="+",

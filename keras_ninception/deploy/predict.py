@@ -10,9 +10,13 @@
 - an OpenVINO `.xml` file, or an `openvino` export folder: run by OpenVINO on the CPU (the
   `[openvino]` extra), in float32 unless `precision` says otherwise.
 
+- `"imagenet"`: `build_googlenet(weights="imagenet")`, TF-slim's ImageNet weights (from the
+  Keras cache, see `keras_ninception.models.pretrained`), 224 px.
+
 Class names come from the run's `config.json`, the export's `metadata.json`, or the
 SavedModel's `class_names` signature; a bare `.keras` or `.tflite` file with neither beside
-it gets the class indices `"0"`, `"1"`, ... as names.
+it gets the ImageNet class names when it has 1000 outputs (1001: TF-slim's "background"
+first), else the class indices `"0"`, `"1"`, ... as names.
 
 Images: JPEG or PNG files of any size, decoded with
 `tf.io.decode_image(channels=C, expand_animations=False)` for the model's channel count `C`,
@@ -41,6 +45,8 @@ import tensorflow as tf
 from keras_ninception.checks import check_choice, check_int
 from keras_ninception.data.pipeline import resize_image
 from keras_ninception.data.files import IMAGE_FILE_EXTENSIONS, read_image_file
+from keras_ninception.models import build_googlenet
+from keras_ninception.models.imagenet import imagenet_class_names
 from keras_ninception.deploy.export import (
     KERAS_FILE,
     LITERT_FILE,
@@ -78,6 +84,15 @@ def _class_names_beside(model_file, num_classes):
                     f"model {model_file!r} has {num_classes} classes."
                 )
             return names
+    return default_class_names(num_classes)
+
+
+def default_class_names(num_classes):
+    """The ImageNet class names for 1000 outputs (1001: "background" first), else `"0"`, `"1"`, ..."""
+    if num_classes == 1000:
+        return list(imagenet_class_names())
+    if num_classes == 1001:
+        return ["background", *imagenet_class_names()]
     return [str(i) for i in range(num_classes)]
 
 
@@ -240,8 +255,8 @@ def load_predictor(path, precision="float32"):
     `.keras` files load with Keras' safe mode, without `custom_objects`.
 
     Args:
-        path: a run folder, a `.keras`, `.tflite`, `.onnx` or OpenVINO `.xml` file, or
-            an export folder.
+        path: a run folder, a `.keras`, `.tflite`, `.onnx` or OpenVINO `.xml` file, an
+            export folder, or `"imagenet"`.
         precision: OpenVINO's CPU compute precision, `"float32"` (default: the Keras
             model's probabilities), `"bfloat16"`, or `"auto"` (OpenVINO's default:
             bfloat16 on CPUs with AVX512-BF16 or AMX). Other runtimes compute in float32
@@ -251,12 +266,16 @@ def load_predictor(path, precision="float32"):
         A `Predictor`.
 
     Raises:
-        FileNotFoundError: `path` does not exist.
+        FileNotFoundError: `path` does not exist (for `"imagenet"`: the weights are not in
+            the Keras cache and cannot be downloaded).
         ValueError: `path` is none of the above, or its files cannot be read.
     """
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
         raise ValueError(f"`path` must be a non-empty string or path. Received: path={path!r}")
     path = os.fspath(path)
+    if path == "imagenet" and not os.path.exists(path):
+        model = build_googlenet(weights="imagenet")
+        return _keras_predictor("imagenet", path, model, imagenet_class_names())
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path!r} does not exist (expected a run folder or an export).")
     if os.path.isdir(path):
@@ -265,7 +284,7 @@ def load_predictor(path, precision="float32"):
 
             model, config = load_run(path)
             model = inference_model(model)
-            names = config.get("class_names") or [str(i) for i in range(model.outputs[0].shape[-1])]
+            names = config.get("class_names") or default_class_names(model.outputs[0].shape[-1])
             return _keras_predictor("run", path, model, names)
         if os.path.isfile(os.path.join(path, SAVED_MODEL_FILE)):
             return _saved_model_predictor(path)

@@ -22,7 +22,9 @@ def channel_axis():
     return -1 if keras.config.image_data_format() == "channels_last" else 1
 
 
-def apply_conv(x, filters, kernel_size, strides=1, batch_norm=False, padding="same", name=None):
+def apply_conv(
+    x, filters, kernel_size, strides=1, batch_norm=False, padding="same", batch_norm_scale=True, name=None
+):
     """A convolution followed by ReLU, optionally with batch normalization in between.
 
     Args:
@@ -37,6 +39,8 @@ def apply_conv(x, filters, kernel_size, strides=1, batch_norm=False, padding="sa
         padding: `"same"`, `"valid"`, or an int: that many zero pixels on every side
             before a `"valid"` convolution (Caffe's `pad`, which differs from `"same"`
             for strided convolutions: `"same"` pads more on the bottom/right).
+        batch_norm_scale: bool, whether batch normalization has a learned scale `gamma`.
+            Default True. TF-slim's inception_v1 has none (`scale=False`): False.
         name: str, the layer name; inner layers get `_bn` and `_relu` suffixes.
 
     Returns:
@@ -54,13 +58,13 @@ def apply_conv(x, filters, kernel_size, strides=1, batch_norm=False, padding="sa
         filters, kernel_size, strides=strides, padding=padding, use_bias=False, name=name
     )(x)
     x = layers.BatchNormalization(
-        axis=channel_axis(), momentum=0.9, epsilon=1e-3, name=f"{name}_bn"
+        axis=channel_axis(), momentum=0.9, epsilon=1e-3, scale=batch_norm_scale, name=f"{name}_bn"
     )(x)
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
-def apply_pool(x, pool_type, pool_size, strides, name=None):
-    """Max or average pooling with Caffe's / torchvision's ceil-mode output size.
+def apply_pool(x, pool_type, pool_size, strides, padding="ceil", name=None):
+    """Max or average pooling with Caffe's / torchvision's ceil-mode output size (or TF's "same").
 
     Caffe (and torchvision's GoogLeNet, `ceil_mode=True`) computes the output side as
     `ceil((n - k) / s) + 1` with no padding, the last window running off the bottom/right
@@ -74,12 +78,18 @@ def apply_pool(x, pool_type, pool_size, strides, name=None):
         pool_type: `"max"` or `"avg"`.
         pool_size: int, the window side in pixels.
         strides: int, the stride in pixels.
+        padding: `"ceil"` (default, Caffe / torchvision as above) or `"same"`: TensorFlow's
+            `SAME` pooling, side `ceil(n / strides)`, padding split with the extra pixel at the
+            bottom/right (TF-slim's inception_v1; equal to ceil mode at 224 px).
         name: str, the layer name.
 
     Returns:
-        The pooled tensor, side `ceil((n - pool_size) / strides) + 1`.
+        The pooled tensor, side `ceil((n - pool_size) / strides) + 1` (`"same"`:
+        `ceil(n / strides)`).
     """
     pool_layer = layers.MaxPooling2D if pool_type == "max" else layers.AveragePooling2D
+    if padding == "same":
+        return pool_layer(pool_size, strides=strides, padding="same", name=name)(x)
     sides = x.shape[1:3] if channel_axis() == -1 else x.shape[2:4]
     padding = "same"
     if None not in sides:
@@ -142,6 +152,7 @@ def apply_inception(
     batch_norm=False,
     kernel_size_5x5=5,
     naive=False,
+    batch_norm_scale=True,
     name=None,
 ):
     """The Inception module (Szegedy et al. 2015, Figure 2b; numbers from Table 1).
@@ -162,6 +173,7 @@ def apply_inception(
         naive: bool. True builds Figure 2a, the naive module: no 1×1 reductions and no pool
             projection (the pool branch passes the input channels through), for the
             comparison the paper makes. Default False.
+        batch_norm_scale: bool, a learned BN scale `gamma` (see `apply_conv`). Default True.
         name: str, e.g. `"inception_3a"`. Layers: `{name}_1x1`, `{name}_3x3_reduce`,
             `{name}_3x3`, `{name}_5x5_reduce`, `{name}_5x5`, `{name}_pool`,
             `{name}_pool_proj`, `{name}_output` (the concatenation).
@@ -170,29 +182,22 @@ def apply_inception(
         Tensor with `1x1 + 3x3 + 5x5 + pool_proj` channels (naive: `1x1 + 3x3 + 5x5 + C_in`)
         and the input's spatial size.
     """
-    branch_1x1 = apply_conv(x, filters_1x1, 1, batch_norm=batch_norm, name=f"{name}_1x1")
+    unit = {"batch_norm": batch_norm, "batch_norm_scale": batch_norm_scale}
+    branch_1x1 = apply_conv(x, filters_1x1, 1, **unit, name=f"{name}_1x1")
 
     branch_3x3 = x
     if not naive:
-        branch_3x3 = apply_conv(
-            x, filters_3x3_reduce, 1, batch_norm=batch_norm, name=f"{name}_3x3_reduce"
-        )
-    branch_3x3 = apply_conv(branch_3x3, filters_3x3, 3, batch_norm=batch_norm, name=f"{name}_3x3")
+        branch_3x3 = apply_conv(x, filters_3x3_reduce, 1, **unit, name=f"{name}_3x3_reduce")
+    branch_3x3 = apply_conv(branch_3x3, filters_3x3, 3, **unit, name=f"{name}_3x3")
 
     branch_5x5 = x
     if not naive:
-        branch_5x5 = apply_conv(
-            x, filters_5x5_reduce, 1, batch_norm=batch_norm, name=f"{name}_5x5_reduce"
-        )
-    branch_5x5 = apply_conv(
-        branch_5x5, filters_5x5, kernel_size_5x5, batch_norm=batch_norm, name=f"{name}_5x5"
-    )
+        branch_5x5 = apply_conv(x, filters_5x5_reduce, 1, **unit, name=f"{name}_5x5_reduce")
+    branch_5x5 = apply_conv(branch_5x5, filters_5x5, kernel_size_5x5, **unit, name=f"{name}_5x5")
 
     branch_pool = layers.MaxPooling2D(3, strides=1, padding="same", name=f"{name}_pool")(x)
     if not naive:
-        branch_pool = apply_conv(
-            branch_pool, filters_pool_proj, 1, batch_norm=batch_norm, name=f"{name}_pool_proj"
-        )
+        branch_pool = apply_conv(branch_pool, filters_pool_proj, 1, **unit, name=f"{name}_pool_proj")
 
     return layers.Concatenate(axis=channel_axis(), name=f"{name}_output")(
         [branch_1x1, branch_3x3, branch_5x5, branch_pool]

@@ -22,11 +22,11 @@ from keras_ninception.layers import (
     apply_pool,
 )
 from keras_ninception.checks import check_bool, check_number
-from keras_ninception.models import common
+from keras_ninception.models import common, pretrained
 
 # The stems, one row per layer: (name, op, filters, kernel, stride, padding).
-# An int padding is Caffe's symmetric zero padding before a "valid" convolution; pools
-# use Caffe's ceil mode (`apply_pool`).
+# An int padding is Caffe's symmetric zero padding before a "valid" convolution; "ceil" pools
+# use Caffe's ceil mode, "same" pools TensorFlow's SAME padding (`apply_pool`).
 GOOGLENET_STEMS = {
     # Table 1, rows 1-5. Shapes at 224×224×3:
     "paper": (
@@ -46,6 +46,16 @@ GOOGLENET_STEMS = {
         ("conv2_3x3_reduce", "conv", 64, 1, 1, "same"),  # 56×56×64
         ("conv2_3x3", "conv", 192, 3, 1, "same"),  # 56×56×192
         ("pool2_3x3_s2", "max_pool", None, 3, 2, "ceil"),  # 28×28×192
+    ),
+    # TF-slim's inception_v1 stem exactly (Conv2d_1a_7x7 … MaxPool_3a_3x3): TensorFlow's SAME
+    # padding everywhere, which pads conv1 by 2 before and 3 after at 224 px (torchvision, and
+    # the "bn" stem, pad 3 and 3). Shapes as for "paper" at 224 px.
+    "slim": (
+        ("conv1_7x7_s2", "conv", 64, 7, 2, "same"),  # 112×112×64
+        ("pool1_3x3_s2", "max_pool", None, 3, 2, "same"),  # 56×56×64
+        ("conv2_3x3_reduce", "conv", 64, 1, 1, "same"),  # 56×56×64
+        ("conv2_3x3", "conv", 192, 3, 1, "same"),  # 56×56×192
+        ("pool2_3x3_s2", "max_pool", None, 3, 2, "same"),  # 28×28×192
     ),
     # Small-image stem (deviation, for 32×32 inputs such as CIFAR): the 7×7/2 conv and the
     # first pool would shrink 32 px to 8 px before inception 3a and leave 2×2 maps for the
@@ -93,6 +103,8 @@ GOOGLENET_VARIANTS = {
     "paper": {
         "stem": "paper",
         "batch_norm": False,
+        "batch_norm_scale": True,
+        "pool_padding": "ceil",
         "kernel_size_5x5": 5,
         "downsampling_pools": DOWNSAMPLING_POOLS,
         "aux_adaptive_pool": None,
@@ -103,6 +115,8 @@ GOOGLENET_VARIANTS = {
     "bn": {
         "stem": "bn",
         "batch_norm": True,
+        "batch_norm_scale": True,
+        "pool_padding": "ceil",
         # Deviation kept from the checkpoints: the "5×5" branch is a 3×3 convolution
         # (torchvision: "Here, kernel_size=3 instead of kernel_size=5 is a known bug").
         "kernel_size_5x5": 3,
@@ -110,7 +124,22 @@ GOOGLENET_VARIANTS = {
         # torchvision's InceptionAux pools adaptively to 4×4 (4×4 at 224 px, like 5×5/3).
         "aux_adaptive_pool": 4,
         "default_size": 224,
-        "source": "TF-slim inception_v1 / torchvision googlenet (BN eps 1e-3, no conv biases)",
+        "source": "torchvision googlenet (BN eps 1e-3, no conv biases; TF-slim's weights)",
+    },
+    "slim": {
+        "stem": "slim",
+        "batch_norm": True,
+        # TF-slim's inception_v1_arg_scope: batch_norm(scale=False, epsilon=0.001), no gamma.
+        "batch_norm_scale": False,
+        # Every pool TF SAME (MaxPool_4a_3x3, MaxPool_5a_2x2 and the branch pools).
+        "pool_padding": "same",
+        "kernel_size_5x5": 3,  # the checkpoint's "5×5" branch is a 3×3 conv (as "bn")
+        "downsampling_pools": BN_DOWNSAMPLING_POOLS,
+        # TF-slim's inception_v1 has no aux heads; training adds the "bn" ones (fresh).
+        "aux_adaptive_pool": 4,
+        "default_size": 224,
+        "source": "TF-slim nets/inception_v1.py (SAME padding, BN without gamma, eps 1e-3, "
+        "no conv biases, 1001 classes with background)",
     },
     "cifar": {
         "stem": "cifar",
@@ -118,6 +147,8 @@ GOOGLENET_VARIANTS = {
         # checkpoints and Inception v2, so the network trains from scratch in a few CPU
         # epochs on small datasets; the module and aux-head topology is the paper's.
         "batch_norm": True,
+        "batch_norm_scale": True,
+        "pool_padding": "ceil",
         "kernel_size_5x5": 5,
         "downsampling_pools": DOWNSAMPLING_POOLS,
         "aux_adaptive_pool": None,
@@ -133,8 +164,10 @@ GOOGLENET_ENDPOINTS = {
 }
 
 
-def _pooled_side(side, pool_size=3, strides=2):
-    # Ceil mode, as `apply_pool`: ceil((n - k) / s) + 1, and at least 1.
+def _pooled_side(side, pool_size=3, strides=2, padding="ceil"):
+    # As `apply_pool`: ceil mode ceil((n - k) / s) + 1, at least 1; "same" ceil(n / s).
+    if padding == "same":
+        return math.ceil(side / strides)
     return max(1, math.ceil((side - pool_size) / strides) + 1)
 
 
@@ -142,7 +175,7 @@ def feature_side(side, variant="paper", module_name="inception_4a"):
     """Side (pixels) of the feature map at the input of `module_name` for an input side.
 
     Walks the variant's stem and the downsampling pools with the builder's arithmetic:
-    "same"/symmetric-pad convolutions give `ceil(n / s)`, ceil-mode pools
+    "same"/symmetric-pad convolutions and "same" pools give `ceil(n / s)`, ceil-mode pools
     `ceil((n - k) / s) + 1`.
 
     Raises:
@@ -150,17 +183,17 @@ def feature_side(side, variant="paper", module_name="inception_4a"):
     """
     common.check_choice("variant", variant, tuple(GOOGLENET_VARIANTS))
     config = GOOGLENET_VARIANTS[variant]
-    for _, op, _, kernel, stride, _ in GOOGLENET_STEMS[config["stem"]]:
+    for _, op, _, kernel, stride, padding in GOOGLENET_STEMS[config["stem"]]:
         if op == "conv":
             side = math.ceil(side / stride)
         elif op == "max_pool":
-            side = _pooled_side(side, kernel, stride)
+            side = _pooled_side(side, kernel, stride, padding)
     for name, *_ in INCEPTION_MODULES:
         if name == module_name:
             return side
         if name in config["downsampling_pools"]:
             _, size, stride = config["downsampling_pools"][name]
-            side = _pooled_side(side, size, stride)
+            side = _pooled_side(side, size, stride, config["pool_padding"])
     common.check_choice("module_name", module_name, [row[0] for row in INCEPTION_MODULES])
 
 
@@ -186,8 +219,8 @@ def min_input_size(variant="paper", aux_classifiers=True):
 def build_googlenet(
     input_shape=None,
     num_classes=1000,
-    aux_classifiers=True,
-    variant="paper",
+    aux_classifiers=None,
+    variant=None,
     include_top=True,
     weights=None,
     input_tensor=None,
@@ -219,6 +252,14 @@ def build_googlenet(
           7×7×1024 (5b). Deviations: the final 7×7/1 average pool is a global average pool
           (identical at 224 px, and valid at other sizes); the local response normalization
           layers of the paper's stem are left out (they have no parameters).
+        - `"bn"`: the public checkpoints' topology as torchvision builds it (batch
+          normalization, no conv biases, a 3×3 "5×5" branch, 2×2/2 pool before stage 5,
+          ceil-mode pools, conv1 padded 3 on every side).
+        - `"slim"`: TF-slim's `inception_v1` exactly: TensorFlow SAME padding for every
+          convolution and pool (conv1 pads 2 before and 3 after at 224 px), batch
+          normalization without gamma (epsilon 1e-3), no conv biases. 6,632,184 parameters
+          without aux heads at 1000 classes (`count_params`, moving statistics included).
+          TF-slim has no aux heads: with `aux_classifiers=True` they are the `"bn"` ones.
         - `"cifar"`: the small-image form, for 32×32 inputs: a 3×3/1 conv1 and no pool1, so
           inception 3a sees 16×16 maps and the aux heads 8×8 maps; batch normalization after
           each convolution. Deviations from the paper are stated in `GOOGLENET_STEMS` and
@@ -229,13 +270,22 @@ def build_googlenet(
             `(224, 224, 3)`. Default None: 224 px RGB for `"paper"`, 32 px RGB for
             `"cifar"`. With aux heads the side must be at least `min_input_size(variant)`
             (79 px paper, 20 px cifar); without them spatial dims may be None.
-        num_classes: int >= 2. Default 1000.
+        num_classes: int >= 2. Default 1000. With ImageNet weights and `include_top`: 1000,
+            or 1001 to keep TF-slim's class 0, "background".
         aux_classifiers: bool, add the `aux1`/`aux2` heads (only with `include_top`).
-            Default True.
-        variant: `"paper"` (default) or `"cifar"`.
+            Default None: True, except with ImageNet weights (no checkpoint has trained aux
+            heads; asked for with True, they are built and start from random weights).
+        variant: `"paper"`, `"bn"`, `"slim"` or `"cifar"`. Default None: `"slim"` with
+            ImageNet weights, else `"paper"`.
         include_top: bool, add the classifier (and aux heads). Default True.
-        weights: None (random initialization, default) or a path to a `.weights.h5` or
-            `.keras` file of the same architecture. Nothing is downloaded.
+        weights: None (random initialization, default); `"imagenet"`: TF-slim's
+            inception_v1 checkpoint (top-1 69.8 %, top-5 89.6 %), taken from
+            `$KERAS_HOME/models/inception_v1_2016_08_28.tar.gz` and downloaded there with
+            `keras.utils.get_file` when absent (variants `"slim"` and `"bn"`); or a path: a
+            local copy of that archive or of its `inception_v1.ckpt`, torchvision's
+            `googlenet-*.pth` (`"bn"`, needs torch), or a `.weights.h5` / `.keras` file of
+            the same architecture. ImageNet weights take RGB in [-1, 1]
+            (`keras_ninception.models.imagenet.preprocess_input`).
         input_tensor: optional `keras.Input` tensor to build on.
         pooling: with `include_top=False`: None (4-D feature map, default), `"avg"` or
             `"max"` (2-D features).
@@ -255,14 +305,24 @@ def build_googlenet(
 
     Raises:
         ValueError: for any invalid argument, before a layer is built; each message names
-            the argument, the allowed values and the received value.
+            the argument, the allowed values and the received value (keras.applications'
+            rules for `weights`, `include_top` and `num_classes`). A checkpoint that does
+            not fit gets one naming its missing, extra or mis-shaped tensors.
+        FileNotFoundError: `weights="imagenet"`, the archive is not in the Keras cache and
+            the download server does not answer within seconds; the message says where to
+            copy the file.
     """
     # 1. Validate every argument before the first layer.
+    imagenet = pretrained.is_pretrained(weights)  # also checks `weights` itself
+    if variant is None:
+        variant = "slim" if imagenet else "paper"
     common.check_choice("variant", variant, tuple(GOOGLENET_VARIANTS))
     config = GOOGLENET_VARIANTS[variant]
     num_classes = common.check_num_classes(num_classes)
+    if aux_classifiers is None:
+        aux_classifiers = not imagenet
     check_bool("aux_classifiers", aux_classifiers)
-    common.check_top_arguments(include_top, pooling, weights, classifier_activation)
+    common.check_top_arguments(include_top, pooling, None, classifier_activation)
     common.check_rate("dropout_rate", dropout_rate)
     common.check_rate("aux_dropout_rate", aux_dropout_rate)
     check_number("width_multiplier", width_multiplier, strict=True)
@@ -270,6 +330,11 @@ def build_googlenet(
     check_bool("local_response_normalization", local_response_normalization)
     with_aux = aux_classifiers and include_top
     input_shape = common.resolve_input_shape(input_shape, input_tensor, config["default_size"])
+    channels = input_shape[-1] if keras.config.image_data_format() == "channels_last" else input_shape[0]
+    pretrained.check_pretrained_arguments(
+        weights, variant, include_top, num_classes, classifier_activation, channels,
+        width_multiplier, naive_inception,
+    )
     if with_aux:
         smallest = min_input_size(variant)
         for side in common.spatial_size(input_shape):
@@ -284,7 +349,10 @@ def build_googlenet(
                     f"({keras.config.image_data_format()})"
                 )
 
+    # The weights file, fetched now (before any layer) so a missing one fails fast.
+    weights_kind, weights_path = pretrained.resolve_weights(weights)
     batch_norm = config["batch_norm"]
+    unit = {"batch_norm": batch_norm, "batch_norm_scale": config["batch_norm_scale"]}
 
     # 2. Input.
     inputs = common.make_input(input_shape, input_tensor)
@@ -294,9 +362,9 @@ def build_googlenet(
     for layer_name, op, filters, kernel, stride, padding in GOOGLENET_STEMS[config["stem"]]:
         if op == "conv":
             filters = common.scaled(filters, width_multiplier)
-            x = apply_conv(x, filters, kernel, stride, batch_norm, padding, name=layer_name)
+            x = apply_conv(x, filters, kernel, stride, padding=padding, **unit, name=layer_name)
         elif op == "max_pool":
-            x = apply_pool(x, "max", kernel, stride, name=layer_name)
+            x = apply_pool(x, "max", kernel, stride, padding=padding, name=layer_name)
         elif local_response_normalization:
             x = LocalResponseNormalization(size=kernel, name=layer_name)(x)
 
@@ -308,7 +376,7 @@ def build_googlenet(
         x = apply_inception(
             x,
             *module_filters,
-            batch_norm=batch_norm,
+            **unit,
             kernel_size_5x5=config["kernel_size_5x5"],
             naive=naive_inception,
             name=module_name,
@@ -327,7 +395,7 @@ def build_googlenet(
             )
         if module_name in config["downsampling_pools"]:
             pool_name, size, stride = config["downsampling_pools"][module_name]
-            x = apply_pool(x, "max", size, stride, name=pool_name)
+            x = apply_pool(x, "max", size, stride, padding=config["pool_padding"], name=pool_name)
 
     # 5. Head: global average pool (7×7/1 avg pool at 224 px) → dropout 0.4 → linear.
     if include_top:
@@ -339,7 +407,7 @@ def build_googlenet(
 
     outputs = [x, *aux_outputs] if aux_outputs else x
     model = keras.Model(inputs, outputs, name=name)
-    return common.load_weights(model, weights)
+    return pretrained.load_weights(model, weights_kind, weights_path)
 
 
 def to_inference_model(model):

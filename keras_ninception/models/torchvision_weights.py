@@ -62,7 +62,8 @@ def load_torchvision_weights(model, state_dict):
     Args:
         model: from `build_googlenet(variant="bn", num_classes=..., aux_classifiers=...)`,
             channels_last. With aux heads, the state dict must have them too; without, the
-            state dict's `aux1.*`/`aux2.*` entries are ignored.
+            state dict's `aux1.*`/`aux2.*` entries are ignored, and without a top
+            (`include_top=False`) its `fc.*` entries.
         state_dict: mapping of torchvision's names to tensors or arrays
             (`torchvision.models.googlenet(...).state_dict()`).
 
@@ -74,15 +75,18 @@ def load_torchvision_weights(model, state_dict):
             a shape does not match (the message names it).
     """
     names = {layer.name for layer in model.layers}
-    if "inception_3a_5x5_bn" not in names or "main_classifier" not in names:
+    if "inception_3a_5x5_bn" not in names or "conv1_7x7_s2_pad" not in names:
         raise ValueError(
-            "`model` must be a GoogLeNet built with variant='bn' and include_top=True. "
+            "`model` must be a GoogLeNet built with variant='bn'. "
             f"Received: model named {model.name!r}"
         )
+    has_top = "main_classifier" in names
     has_aux = "aux1_conv" in names
     state = {k: _numpy(v) for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
     if not has_aux:
         state = {k: v for k, v in state.items() if not k.startswith(("aux1.", "aux2."))}
+    if not has_top:
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     used = set()
 
     def take(key):
@@ -109,7 +113,7 @@ def load_torchvision_weights(model, state_dict):
             [take(f"{prefix}.bn.{p}") for p in ("weight", "bias", "running_mean", "running_var")],
         )
 
-    dense = {"fc": "main_classifier"}
+    dense = {"fc": "main_classifier"} if has_top else {}
     if has_aux:
         for aux in ("aux1", "aux2"):
             fc1 = take(f"{aux}.fc1.weight")  # (1024, 128·4·4), input index c·16 + h·4 + w

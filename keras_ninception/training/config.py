@@ -15,6 +15,10 @@ from keras_ninception.options import CHECK_IMAGES, MAX_SUMMARY_IMAGES, MODELS, O
 
 DEFAULT_RUNS_DIR = "saved_models"
 OUTPUT_NAMES = ("main", "aux1", "aux2")
+# `fine_tune`: train the heads on a frozen backbone, or every layer (training/transfer.py).
+FINE_TUNE_CHOICES = ("head", "all")
+# ImageNet weights are trained at 224 px: runs that start from them default to it.
+PRETRAINED_IMAGE_SIZE = 224
 # The embedded digits are 8×8 px: 24 px (3×) is enough for both models and keeps the default
 # GoogLeNet run within a few CPU minutes.
 DEFAULT_IMAGE_SIZES = {"digits": 24}
@@ -33,9 +37,10 @@ class TrainConfig:
         model: `"googlenet"` (default) or `"nin"`.
         dataset: `"digits"` (embedded, default), an image-folder path, or a TFDS name.
         variant: GoogLeNet variant; None picks `"cifar"` below the paper variant's minimum
-            input size (79 px) and `"paper"` above. Ignored for NIN.
+            input size (79 px) and `"paper"` above; with `weights`, the source's variant
+            (`"slim"` for ImageNet weights). Ignored for NIN.
         image_size: int, the square input side in pixels images are resized to. Default
-            None: `DEFAULT_IMAGE_SIZES[dataset]`, else 32.
+            None: 224 with ImageNet weights, else `DEFAULT_IMAGE_SIZES[dataset]`, else 32.
         epochs: int >= 1. Default 6.
         batch_size: int >= 1. Default 64.
         learning_rate: float > 0, the peak of the one-epoch warm-up then cosine decay.
@@ -65,6 +70,14 @@ class TrainConfig:
         image_summary_freq: int >= 0, epochs between the confusion-matrix and validation-
             image summaries in TensorBoard (`monitoring.ValidationImageSummaries`); 0 turns
             them off. Default 1.
+        weights: None (random initialization, default), `"imagenet"` (TF-slim's
+            inception_v1 checkpoint, see `build_googlenet`), a path to a copy of that
+            checkpoint (`.tar.gz`, `.ckpt`) or to torchvision's `.pth`, a finished run folder,
+            or a `.keras` file: the run starts from these weights
+            (`keras_ninception.training.transfer`); heads that do not fit start fresh.
+        fine_tune: with `weights`: `"all"` (default, every layer trains) or `"head"` (the
+            backbone is frozen, its batch normalization in inference mode; only the heads
+            train).
         num_summary_images: int in [0, 64], validation images in the TensorBoard grid.
             Default 16.
         histogram_freq: int >= 0, epochs between weight histograms (Keras' `TensorBoard`
@@ -111,13 +124,15 @@ class TrainConfig:
     profile_batch: tuple[int, int] | None = None
     strategy: str = "auto"
     precision: str = "auto"
+    weights: str | None = None
+    fine_tune: str = "all"
 
     def validate(self):
         """Raises ValueError, in the package's words, for a bad field. Returns self.
 
         Paths (`dataset`, `data_dir`, `run_dir`) may be `os.PathLike`; they become strings.
         """
-        for field in ("dataset", "data_dir", "run_dir"):
+        for field in ("dataset", "data_dir", "run_dir", "weights"):
             value = getattr(self, field)
             if value is None and field != "dataset":
                 continue
@@ -146,6 +161,16 @@ class TrainConfig:
         from keras_ninception.training.monitoring import parse_profile_batch
 
         self.profile_batch = parse_profile_batch(self.profile_batch)
+        check_choice("fine_tune", self.fine_tune, FINE_TUNE_CHOICES)
+        if self.fine_tune == "head" and self.weights is None:
+            raise ValueError(
+                "`fine_tune='head'` trains the heads on a frozen pretrained backbone: it needs "
+                "`weights` ('imagenet', a run folder or a checkpoint). Received: weights=None"
+            )
+        if self.weights is not None:
+            from keras_ninception.training import transfer
+
+            transfer.check_weights(self.weights, self.model)
         return self
 
     def resolved(self):
@@ -153,6 +178,8 @@ class TrainConfig:
         `config.json` holds. `precision="auto"` becomes the policy this machine gets, so a
         resumed run keeps the policy it started with."""
         config = dataclasses.replace(self)
+        if config.image_size is None and config.weights is not None and config.weights_are_imagenet():
+            config.image_size = PRETRAINED_IMAGE_SIZE
         if config.image_size is None:
             config.image_size = DEFAULT_IMAGE_SIZES.get(config.dataset, 32)
         config.variant = config.resolved_variant()
@@ -166,9 +193,20 @@ class TrainConfig:
             return None
         if self.variant is not None:
             return self.variant
+        if self.weights is not None:
+            from keras_ninception.training import transfer
+
+            if transfer.default_variant(self.weights):
+                return transfer.default_variant(self.weights)
         from keras_ninception.models.googlenet import min_input_size
 
         return "paper" if (self.image_size or 32) >= min_input_size("paper") else "cifar"
+
+    def weights_are_imagenet(self):
+        """True when `weights` is ImageNet's (not a run folder or a `.keras` file)."""
+        from keras_ninception.training import transfer
+
+        return not transfer.is_run_dir(self.weights) and transfer.is_pretrained(self.weights)
 
     def output_names(self):
         """The model's output names, which key the per-head labels."""

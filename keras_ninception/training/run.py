@@ -18,7 +18,7 @@ import tensorflow as tf
 from keras_ninception.data import load_dataset
 from keras_ninception.data.files import named_decode_error
 from keras_ninception.models import build_googlenet, build_nin, to_inference_model
-from keras_ninception.training import distribute, monitoring
+from keras_ninception.training import distribute, monitoring, transfer
 from keras_ninception.training.callbacks import make_callbacks
 from keras_ninception.training.compile import compile_model
 from keras_ninception.training.config import (
@@ -107,6 +107,24 @@ def build_model(config, input_shape, num_classes):
             variant=config.resolved_variant(),
             aux_classifiers=config.aux_classifiers,
         )
+
+
+def start_from(model, source, source_name, config, num_classes):
+    """Copies the source's weights into `model` and freezes its backbone for `fine_tune="head"`.
+
+    Logs what was copied, which heads start fresh (e.g. the aux heads, which no ImageNet
+    checkpoint has), and what is frozen.
+    """
+    logger.info("%s", transfer.transfer_weights(source, model, source_name).describe(num_classes))
+    if config.fine_tune == "head":
+        frozen = transfer.freeze_backbone(model)
+        logger.info(
+            "Fine-tuning the heads: %d backbone layers frozen (batch normalization in inference "
+            "mode, moving statistics kept).",
+            frozen,
+        )
+    else:
+        logger.info("Fine-tuning all layers at learning rate %g.", config.learning_rate)
 
 
 def learning_rate_schedule(config, steps_per_epoch):
@@ -249,8 +267,15 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
     )
     steps_per_epoch = math.ceil(splits.num_examples["train"] / config.batch_size)
     monitoring.check_profile_batch(config.profile_batch, steps_per_epoch * config.epochs)
+    source = None
+    if config.weights is not None:
+        source = transfer.source_model(
+            config.weights, config.resolved_variant(), splits.input_shape, splits.num_classes
+        )
     with strategy.scope():
         model = build_model(config, splits.input_shape, splits.num_classes)
+        if source is not None:
+            start_from(model, *source, config, splits.num_classes)
         compile_model(
             model,
             optimizer=config.optimizer,

@@ -24,6 +24,9 @@ def run_main(args):
         (["train", "--num-summary-images", "100"], "Received: num_summary_images=100"),
         (["train", "--precision", "fp16"], "invalid choice"),
         (["evaluate", "/nonexistent/run"], "not a completed run"),
+        (["train", "--fine-tune", "head"], "needs `weights`"),
+        (["train", "--weights", "no/such/run"], "Received: weights='no/such/run'"),
+        (["train", "--weights", "imagenet", "--model", "nin"], "ImageNet weights are GoogLeNet's"),
     ],
 )
 def test_bad_input_gets_a_clear_error(tmp_path, monkeypatch, capsys, args, message):

@@ -133,7 +133,7 @@ def test_small_input_raises_our_error_not_a_keras_one():
         ({"dropout_rate": 1.0}, "dropout_rate"),
         ({"aux_dropout_rate": -0.1}, "aux_dropout_rate"),
         ({"width_multiplier": 0}, "width_multiplier"),
-        ({"weights": "imagenet"}, "weights"),
+        ({"weights": "no/such/file.weights.h5"}, "weights"),
         ({"classifier_activation": "nope"}, "classifier_activation"),
     ],
 )
@@ -196,7 +196,7 @@ def test_keras_applications_arguments(tmp_path):
         ({"input_tensor": np.zeros((1, 32, 32, 3))}, "input_tensor"),
         ({"naive_inception": 1}, "naive_inception"),
         ({"local_response_normalization": "off"}, "local_response_normalization"),
-        ({"aux_classifiers": None}, "aux_classifiers"),
+        ({"aux_classifiers": 1}, "aux_classifiers"),
         ({"width_multiplier": float("inf")}, "width_multiplier"),
     ],
 )

@@ -95,3 +95,17 @@ def test_min_input_size_of_bn_variant():
     build_googlenet(variant="bn", input_shape=(63, 63, 3), num_classes=5)
     with pytest.raises(ValueError, match="at least 63×63"):
         build_googlenet(variant="bn", input_shape=(62, 62, 3), num_classes=5)
+
+
+def test_slim_variant_is_tf_slims_inception_v1():
+    model = build_googlenet(variant="slim", aux_classifiers=False)
+    # No BN gamma: 7,280 fewer parameters than "bn" (6,639,464).
+    assert model.count_params() == 6_632_184 and trainable(model) == 6_617_624
+    assert model.get_layer("conv1_7x7_s2").padding == "same" and "conv1_7x7_s2_pad" not in [l.name for l in model.layers]
+    assert model.get_layer("inception_3a_5x5_bn").scale is False and model.get_layer("inception_3a_5x5_bn").epsilon == 1e-3
+    assert model.get_layer("pool1_3x3_s2").padding == "same" and model.get_layer("pool4_2x2_s2").padding == "same"
+    assert profile_model(model).macs == 1_498_376_192  # the same convolutions as "bn" at 224 px
+    # TF SAME pools at odd sides: 99 → 50 → 25 → 13 → 7 → 4 (ceil mode would give 12 after 25).
+    small = build_googlenet(variant="slim", input_shape=(99, 99, 3), aux_classifiers=False)
+    sides = [small.get_layer(n).output.shape[1] for n in ("conv1_7x7_s2", "pool1_3x3_s2", "pool2_3x3_s2", "pool3_3x3_s2", "pool4_2x2_s2")]
+    assert sides == [50, 25, 13, 7, 4]
