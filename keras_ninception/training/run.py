@@ -621,7 +621,7 @@ def format_accuracy(metrics):
     return " | ".join(f"{name} {m['accuracy']:.4f}" for name, m in metrics["heads"].items())
 
 
-def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
+def train(config=None, *, resume=False, overwrite=False, verbose="auto", callbacks=None):
     """Trains a NIN or GoogLeNet with `model.fit` and saves the run.
 
     A run folder that holds an interrupted run (`config.json`, no `model.keras`) with the
@@ -642,6 +642,8 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
             epoch, with the configuration saved there (the strategy is the one given now).
         overwrite: delete the run in `config.run_dir` first.
         verbose: Keras verbosity for `fit`/`evaluate` (`"auto"` shows progress bars).
+        callbacks: optional list of extra `keras.callbacks.Callback`s for `fit`, run
+            before the run's own (`make_callbacks`). Default None.
 
     Returns:
         dict: `{"run_dir": ..., "metrics": ..., "history": ...}`; metrics as in
@@ -715,16 +717,16 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
         )
 
     if role.is_chief:
-        return _fit_and_save(model, splits, config, run_dir, saved, overwrite, None, verbose)
+        return _fit_and_save(model, splits, config, run_dir, saved, overwrite, None, verbose, callbacks)
     work_dir = tempfile.mkdtemp(prefix=f"ninception-{role.task_type}{role.task_id}-")
     restore_dir = None if overwrite else os.path.join(run_dir, "checkpoints", "backup")
     try:
-        return _fit_and_save(model, splits, config, work_dir, saved, False, restore_dir, verbose)
+        return _fit_and_save(model, splits, config, work_dir, saved, False, restore_dir, verbose, callbacks)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def _fit_and_save(model, splits, config, run_dir, saved, overwrite, restore_dir, verbose):
+def _fit_and_save(model, splits, config, run_dir, saved, overwrite, restore_dir, verbose, callbacks=None):
     """`model.fit`, evaluation and the run files, all written into `run_dir` (see `train`).
 
     `run_dir` is a non-chief worker's temporary folder in a multi-worker run; its result
@@ -754,7 +756,7 @@ def _fit_and_save(model, splits, config, run_dir, saved, overwrite, restore_dir,
             splits.train,
             validation_data=splits.validation,
             epochs=config.epochs,
-            callbacks=make_callbacks(
+            callbacks=list(callbacks or []) + make_callbacks(
                 run_dir,
                 hparams=hparams_of(config),
                 config=config,
