@@ -39,4 +39,5 @@ from keras_ninception.models import (
 from keras_ninception.training import compile_model
 from keras_ninception.training.evaluate import evaluate_run
 from keras_ninception.training.heads import prune_run
-from keras_ninception.training.run import TrainConfig, train
+from keras_ninception.training.config import TrainConfig
+from keras_ninception.training.run import train

@@ -16,7 +16,7 @@ DESCRIPTION = "Network in Network and GoogLeNet (Inception v1) for Keras 3."
 def _add_train_parser(subparsers):
     from keras_ninception.training.distribute import STRATEGIES
     from keras_ninception.training.precision import PRECISIONS
-    from keras_ninception.training.run import MODELS, TrainConfig
+    from keras_ninception.training.config import MODELS, TrainConfig
 
     defaults = TrainConfig()
     p = subparsers.add_parser(
@@ -246,7 +246,8 @@ def _profile(args):
 
 
 def _train(args):
-    from keras_ninception.training.run import TrainConfig, train
+    from keras_ninception.training.config import TrainConfig
+    from keras_ninception.training.run import train
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
@@ -275,7 +276,7 @@ def _evaluate(args):
 
 
 def _add_tune_parser(subparsers):
-    from keras_ninception.training.run import MODELS
+    from keras_ninception.training.config import MODELS
     from keras_ninception.tuning.run import BEST_MODEL_MODES, TUNERS
 
     p = subparsers.add_parser(

@@ -17,7 +17,8 @@ from keras_ninception.models import head_models
 from keras_ninception.models.common import load_keras_file
 from keras_ninception.models.profile import profile_model
 from keras_ninception.training.compile import compile_model
-from keras_ninception.training.run import per_head_metrics, read_json
+from keras_ninception.training.run import per_head_metrics
+from keras_ninception.training.run_folder import read_json
 
 SPLITS = ("train", "validation", "test")
 TOP_K = 5

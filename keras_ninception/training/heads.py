@@ -22,15 +22,13 @@ from keras_ninception.training.evaluate import (
     load_run,
     load_run_splits,
 )
-from keras_ninception.training.run import (
+from keras_ninception.training.config import slug
+from keras_ninception.training.run import evaluate_splits, format_accuracy, per_head_metrics
+from keras_ninception.training.run_folder import (
     check_run_folder,
     clear_run_folder,
-    evaluate_splits,
-    format_accuracy,
-    per_head_metrics,
     replace_atomic,
     save_model_atomic,
-    slug,
     write_json_atomic,
 )
 

@@ -29,9 +29,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_ninception.checks import check_int, is_int, is_number
+from keras_ninception.training.run_folder import read_json, replace_atomic
 
 LOG_SUBDIR = "validation_images"
-LEARNING_CURVES_FILE = "learning_curves.png"
 # Matplotlib resolution of every figure, dots per inch.
 DPI = 100
 # One cell of the image grid, (width, height) in inches: the image and a two-line title.
@@ -435,8 +435,6 @@ def plot_learning_curves(history, path):
         OSError: `path` cannot be written.
     """
     from matplotlib.ticker import MaxNLocator
-
-    from keras_ninception.training.run import read_json, replace_atomic  # run.py imports this module
 
     if isinstance(history, (str, os.PathLike)):
         history = read_json(history)

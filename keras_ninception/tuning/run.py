@@ -33,20 +33,15 @@ import tensorflow as tf
 
 from keras_ninception.checks import check_bool, check_choice, check_int
 from keras_ninception.models import to_inference_model
-from keras_ninception.training.run import (
-    DEFAULT_RUNS_DIR,
-    MODELS,
+from keras_ninception.training.callbacks import make_callbacks
+from keras_ninception.training.config import DEFAULT_RUNS_DIR, MODELS, TrainConfig, slug
+from keras_ninception.training.run import evaluate_splits, format_accuracy, load_splits
+from keras_ninception.training.run_folder import (
     RUN_FILES,
-    TrainConfig,
-    replace_atomic,
-    slug,
     check_run_folder,
     clear_run_folder,
-    evaluate_splits,
-    load_splits,
-    format_accuracy,
-    make_callbacks,
     read_json,
+    replace_atomic,
     save_model_atomic,
     write_json_atomic,
 )

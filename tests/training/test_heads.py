@@ -267,7 +267,7 @@ def test_cli_evaluate_json_and_prune_never_overwrites_silently(googlenet_run, tm
 def test_an_evaluated_run_can_still_be_overwritten(tmp_path):
     """The `evaluation/` reports belong to the run: `--overwrite` may replace them."""
     from keras_ninception.training.heads import PRUNED_RUN_FILES
-    from keras_ninception.training.run import RUN_FILES, check_run_folder
+    from keras_ninception.training.run_folder import RUN_FILES, check_run_folder
 
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "model.keras").write_text("old")
