@@ -8,8 +8,9 @@ with those last 500 per class, 5,000 images never used for training or model sel
 (symbolic links where the file system refuses them), so nothing is copied twice.
 
 Each form is one `ninception train` run (`keras_ninception.training.run.train`) in
-`OUT_DIR/runs/<form>`, with its recipe from `FORMS`. After every epoch a callback
-evaluates the held-out test split and appends a row to `OUT_DIR/runs/<form>/test_curve.jsonl`
+`WORK_DIR/runs/<form>` (outside the repository), with its recipe from `FORMS`. After every
+epoch a callback evaluates the held-out test split and appends a row to
+`WORK_DIR/runs/<form>/test_curve.jsonl`
 (epoch, cumulative training seconds, test top-1 per head): the time-to-accuracy curve. The
 test rows are written for the curve only; nothing reads them during training.
 
@@ -47,14 +48,10 @@ DEFAULT_OUT = os.path.join(HERE, "results", "cifar")
 TEST_PER_CLASS = 500
 
 # Each form: the TrainConfig fields of its run (the recipe and what the form is).
-CIFAR_RECIPE = {
-    "optimizer": "sgd", "learning_rate": 0.1, "weight_decay": 5e-3, "augment": "crop_flip",
-    "batch_size": 128, "epochs": 30,
-}
 FORMS = {
-    "nin-bn": {"model": "nin", "batch_norm": True, **CIFAR_RECIPE},
-    "nin-paper": {"model": "nin", "batch_norm": False, **CIFAR_RECIPE, "learning_rate": 0.01},
-    "googlenet-cifar": {"model": "googlenet", "variant": "cifar", **CIFAR_RECIPE},
+    "nin-bn": {"model": "nin", "batch_norm": True, "recipe": "cifar"},
+    "nin-paper": {"model": "nin", "batch_norm": False, "recipe": "nin-paper", "epochs": 60},
+    "googlenet-cifar": {"model": "googlenet", "variant": "cifar", "recipe": "cifar"},
 }
 # The paper figures each form is measured against (CIFAR-10 test accuracy).
 TARGETS = {"nin-bn": 0.896, "nin-paper": 0.85, "googlenet-cifar": 0.92}
@@ -153,10 +150,11 @@ def read_curve(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def run_form(form, folder, out_dir, epochs, batch_size, validation_fraction, seed):
-    from keras_ninception.training.run import TrainConfig, train
+def run_form(form, folder, work_dir, epochs, batch_size, validation_fraction, seed):
+    from keras_ninception.training.config import TrainConfig
+    from keras_ninception.training.run import train
 
-    run_dir = os.path.join(out_dir, "runs", form)
+    run_dir = os.path.join(work_dir, "runs", form)
     fields = dict(FORMS[form])
     config = TrainConfig(
         dataset=folder, run_dir=run_dir, seed=seed, validation_fraction=validation_fraction,
@@ -177,10 +175,10 @@ def run_form(form, folder, out_dir, epochs, batch_size, validation_fraction, see
     train(config, resume=interrupted, verbose=2, callbacks=[callback])
 
 
-def summarize(out_dir):
+def summarize(work_dir):
     """Per form: test top-1 per head, epochs, wall time, images/s, and the curve."""
     results = {}
-    runs = os.path.join(out_dir, "runs")
+    runs = os.path.join(work_dir, "runs")
     for form in sorted(os.listdir(runs)) if os.path.isdir(runs) else []:
         run_dir = os.path.join(runs, form)
         curve = read_curve(os.path.join(run_dir, "test_curve.jsonl"))
@@ -274,7 +272,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--forms", nargs="+", choices=sorted(FORMS), default=["nin-bn"])
     parser.add_argument("--tar", default=DEFAULT_TAR, help="the CIFAR-10 JPEG tar")
-    parser.add_argument("--work-dir", default="/tmp/ninception-cifar10", help="where the tar is extracted")
+    parser.add_argument("--work-dir", default="/tmp/ninception-cifar10", help="where the tar is extracted and the runs live (resume state)")
     parser.add_argument("--out-dir", default=DEFAULT_OUT)
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     parser.add_argument("--batch-size", type=int, default=None, help="override the recipe's batch size")
@@ -286,9 +284,9 @@ def main(argv=None):
     if not args.report_only:
         folder = prepare_folder(args.tar, args.work_dir)
         for form in args.forms:
-            run_form(form, folder, args.out_dir, args.epochs, args.batch_size, args.validation_fraction, args.seed)
-            write_report(args.out_dir, summarize(args.out_dir), command)
-    write_report(args.out_dir, summarize(args.out_dir), command)
+            run_form(form, folder, args.work_dir, args.epochs, args.batch_size, args.validation_fraction, args.seed)
+            write_report(args.out_dir, summarize(args.work_dir), command)
+    write_report(args.out_dir, summarize(args.work_dir), command)
 
 
 if __name__ == "__main__":

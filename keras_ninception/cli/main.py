@@ -16,6 +16,7 @@ DESCRIPTION = "Network in Network and GoogLeNet (Inception v1) for Keras 3."
 def _add_train_parser(subparsers):
     from keras_ninception.training.distribute import STRATEGIES
     from keras_ninception.training.precision import PRECISIONS
+    from keras_ninception.training.recipes import OPTIMIZER_NAMES, RECIPES, SCHEDULES
     from keras_ninception.training.config import MODELS, TrainConfig
 
     defaults = TrainConfig()
@@ -38,11 +39,51 @@ def _add_train_parser(subparsers):
     )
     p.add_argument("--data-dir", default=None, help="TFDS data directory")
     p.add_argument("--download", action="store_true", help="let TFDS download the dataset (needs network)")
-    p.add_argument("--epochs", type=int, default=defaults.epochs)
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    p.add_argument("--optimizer", default=defaults.optimizer, choices=("adam", "adamw", "sgd", "rmsprop"))
-    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument(
+        "--recipe",
+        choices=tuple(RECIPES),
+        default=defaults.recipe,
+        help="a named training recipe: optimizer, schedule, regularization and budget as data "
+        "(keras_ninception.training.recipes); the flags below override it (default: %(default)s)",
+    )
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the recipe's; fast: 6)")
+    p.add_argument("--batch-size", type=int, default=None, help="global batch size (default: the recipe's; fast: 64)")
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        help="peak learning rate (default: the recipe's; fast: 2e-3)",
+    )
+    p.add_argument(
+        "--optimizer", default=None, choices=OPTIMIZER_NAMES, help="default: the recipe's (fast: adam)"
+    )
+    p.add_argument(
+        "--schedule", default=None, choices=SCHEDULES, help="learning-rate schedule (default: the recipe's; fast: cosine)"
+    )
+    p.add_argument(
+        "--warmup-epochs", type=float, default=None, help="warm-up of the cosine schedule (default: the recipe's; fast: 1)"
+    )
+    p.add_argument(
+        "--weight-decay",
+        type=float,
+        default=None,
+        help="decoupled weight decay, not on BN or biases; 0: off (default: the recipe's; fast: none)",
+    )
+    p.add_argument(
+        "--label-smoothing", type=float, default=None, help="for every head (default: the recipe's; fast: 0)"
+    )
+    p.add_argument(
+        "--dropout-rate",
+        type=float,
+        default=None,
+        help="NIN's dropout, GoogLeNet's main-head dropout (default: the recipe's; fast: the builders' 0.5 / 0.4)",
+    )
+    p.add_argument(
+        "--ema",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Polyak averaging of the weights, saved for inference (default: the recipe's; fast: off)",
+    )
     p.add_argument("--aux-loss-weight", type=float, default=defaults.aux_loss_weight)
     p.add_argument("--no-aux", dest="aux_classifiers", action="store_false", help="GoogLeNet without aux heads")
     p.add_argument(
@@ -55,7 +96,12 @@ def _add_train_parser(subparsers):
         "--image-size", type=int, default=None, help="input side in pixels (default: 24 for digits, else 32)"
     )
     p.add_argument("--validation-fraction", type=float, default=defaults.validation_fraction)
-    p.add_argument("--augment", choices=("none", "crop", "crop_flip"), default=None)
+    p.add_argument(
+        "--augment",
+        choices=("none", "crop", "crop_flip"),
+        default=None,
+        help="default: the recipe's (fast: the source's, crop for the digits)",
+    )
     p.add_argument("--on-bad-image", choices=("error", "skip"), default=defaults.on_bad_image)
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument(
@@ -304,7 +350,12 @@ def _add_tune_parser(subparsers):
     p.add_argument("--batch-size", type=int, default=None, help="the pipeline's batch size (default 64)")
     p.add_argument("--best-model", choices=BEST_MODEL_MODES, default=None, help="default: restore")
     p.add_argument("--num-best", type=int, default=None, help="rows of the printed table (default 10)")
-    p.add_argument("--augment", choices=("none", "crop", "crop_flip"), default=None)
+    p.add_argument(
+        "--augment",
+        choices=("none", "crop", "crop_flip"),
+        default=None,
+        help="default: the recipe's (fast: the source's, crop for the digits)",
+    )
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--run-dir", default=None, help="run folder (default: saved_models/<name>)")
     p.add_argument(

@@ -19,6 +19,8 @@ from keras_ninception.models import build_googlenet, build_nin, to_inference_mod
 from keras_ninception.training import distribute, monitoring
 from keras_ninception.training.callbacks import make_callbacks
 from keras_ninception.training.compile import compile_model
+from keras_ninception.training.recipes import describe_recipe
+from keras_ninception.training.schedules import make_schedule
 from keras_ninception.training.config import (
     TrainConfig,
     config_differences,
@@ -94,30 +96,28 @@ def build_model(config, input_shape, num_classes):
     with dtype_policy(config.precision):
         if config.model == "nin":
             return build_nin(
-                input_shape=input_shape, num_classes=num_classes, batch_norm=config.batch_norm
+                input_shape=input_shape,
+                num_classes=num_classes,
+                batch_norm=config.batch_norm,
+                dropout_rate=config.dropout_rate,
             )
+        dropout = {} if config.dropout_rate is None else {"dropout_rate": config.dropout_rate}
         return build_googlenet(
             input_shape=input_shape,
             num_classes=num_classes,
             variant=config.resolved_variant(),
             aux_classifiers=config.aux_classifiers,
+            **dropout,
         )
 
 
 def learning_rate_schedule(config, steps_per_epoch):
-    """Linear warm-up over the first epoch to `learning_rate`, then cosine decay to 0.
+    """The learning-rate schedule of a resolved `TrainConfig` (`recipes.make_schedule`).
 
     The schedule is a step function of the optimizer's iterations, so a resumed run
     (`BackupAndRestore` restores the iterations) continues on the same curve.
     """
-    total = steps_per_epoch * config.epochs
-    warmup = steps_per_epoch if config.epochs > 1 else 0
-    return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=config.learning_rate * (0.1 if warmup else 1.0),
-        decay_steps=max(1, total - warmup),
-        warmup_target=config.learning_rate if warmup else None,
-        warmup_steps=warmup,
-    )
+    return make_schedule(config, steps_per_epoch)
 
 
 def per_head_metrics(logs, output_names):
@@ -221,6 +221,7 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto", callbac
             print(f"Resuming {run_dir} with its saved configuration (other training flags are ignored).")
     # `resolved()` turned "auto" into the policy this machine gets; a resumed run keeps its own.
     print(f"Precision: {config.precision} (--precision float32 forces full precision)")
+    print(f"Recipe: {describe_recipe(config)}")
 
     # Before any other TensorFlow work (MultiWorkerMirroredStrategy's requirement).
     strategy = distribute.make_strategy(strategy_name)
@@ -253,6 +254,8 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto", callbac
             learning_rate=learning_rate_schedule(config, steps_per_epoch),
             aux_loss_weight=config.aux_loss_weight,
             weight_decay=config.weight_decay,
+            label_smoothing=config.label_smoothing,
+            use_ema=config.ema,
         )
 
     if role.is_chief:
