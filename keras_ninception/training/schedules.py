@@ -33,7 +33,9 @@ def make_schedule(config, steps_per_epoch):
     if config.schedule == "one_cycle":
         return OneCycle(rate, total)
     if config.schedule == "step":
-        boundaries = [int(e * steps_per_epoch) for e in config.decay_epochs]
+        # PiecewiseConstantDecay switches after a boundary (step > boundary): the first step
+        # of epoch e (step e * steps_per_epoch) already has the new rate.
+        boundaries = [int(e * steps_per_epoch) - 1 for e in config.decay_epochs]
         values = [rate * config.decay_rate**i for i in range(len(boundaries) + 1)]
         return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
     if config.schedule == "exponential":
