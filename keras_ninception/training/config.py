@@ -1,5 +1,9 @@
 """The configuration of a training run: `TrainConfig` (saved as the run's `config.json`), its
-defaults, and the names derived from it (run folder, TensorBoard hyperparameters)."""
+defaults, and the names derived from it (run folder, TensorBoard hyperparameters).
+
+Importing this module imports neither TensorFlow nor Keras (the `ninception` command reads
+the defaults for its `--help`); the few functions that need them import them when called.
+"""
 
 import dataclasses
 import datetime
@@ -7,12 +11,10 @@ import os
 import re
 
 from keras_ninception.checks import check_bool, check_choice, check_int, check_number
-from keras_ninception.models import min_input_size
-from keras_ninception.training import distribute, monitoring, recipes
-from keras_ninception.training.precision import PRECISIONS, resolve_precision
+from keras_ninception.options import MAX_SUMMARY_IMAGES, MODELS, OPTIMIZERS, PRECISIONS, STRATEGIES
+from keras_ninception.training import recipes
 
 DEFAULT_RUNS_DIR = "saved_models"
-MODELS = ("googlenet", "nin")
 OUTPUT_NAMES = ("main", "aux1", "aux2")
 # The embedded digits are 8×8 px: 24 px (3×) is enough for both models and keeps the default
 # GoogLeNet run within a few CPU minutes.
@@ -132,7 +134,7 @@ class TrainConfig:
                 raise ValueError(f"`{field}` must be a non-empty string or path. Received: {field}={value!r}")
             setattr(self, field, os.fspath(value))
         check_choice("model", self.model, MODELS)
-        check_choice("strategy", self.strategy, distribute.STRATEGIES)
+        check_choice("strategy", self.strategy, STRATEGIES)
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("recipe", self.recipe, tuple(recipes.RECIPES))
         if self.epochs is not None:
@@ -140,7 +142,7 @@ class TrainConfig:
         if self.batch_size is not None:
             check_int("batch_size", self.batch_size)
         if self.optimizer is not None:
-            check_choice("optimizer", self.optimizer, recipes.OPTIMIZER_NAMES)
+            check_choice("optimizer", self.optimizer, OPTIMIZERS)
         if self.schedule is not None:
             check_choice("schedule", self.schedule, recipes.SCHEDULES)
         if self.learning_rate is not None:
@@ -171,9 +173,11 @@ class TrainConfig:
         for flag in ("aux_classifiers", "batch_norm", "download"):
             check_bool(flag, getattr(self, flag))
         check_int("image_summary_freq", self.image_summary_freq, minimum=0)
-        check_int("num_summary_images", self.num_summary_images, minimum=0, maximum=monitoring.MAX_SUMMARY_IMAGES)
+        check_int("num_summary_images", self.num_summary_images, minimum=0, maximum=MAX_SUMMARY_IMAGES)
         check_int("histogram_freq", self.histogram_freq, minimum=0)
-        self.profile_batch = monitoring.parse_profile_batch(self.profile_batch)
+        from keras_ninception.training.monitoring import parse_profile_batch
+
+        self.profile_batch = parse_profile_batch(self.profile_batch)
         return self
 
     def resolved(self):
@@ -189,6 +193,8 @@ class TrainConfig:
         if config.image_size is None:
             config.image_size = DEFAULT_IMAGE_SIZES.get(config.dataset, 32)
         config.variant = config.resolved_variant()
+        from keras_ninception.training.precision import resolve_precision
+
         config.precision = resolve_precision(config.precision)
         return config
 
@@ -197,6 +203,8 @@ class TrainConfig:
             return None
         if self.variant is not None:
             return self.variant
+        from keras_ninception.models.googlenet import min_input_size
+
         return "paper" if (self.image_size or 32) >= min_input_size("paper") else "cifar"
 
     def output_names(self):

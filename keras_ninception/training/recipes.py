@@ -14,9 +14,6 @@ import dataclasses
 from keras_ninception.checks import check_choice
 
 SCHEDULES = ("cosine", "one_cycle", "step", "exponential", "constant")
-# The optimizer names of `training.compile.OPTIMIZERS` (kept here so that configurations
-# validate without building an optimizer).
-OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "momentum", "rmsprop")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,6 +6,7 @@ writes are `training.run_folder`, and the callbacks `training.callbacks`; this m
 """
 
 import dataclasses
+import logging
 import math
 import os
 import shutil
@@ -39,6 +40,8 @@ from keras_ninception.training.run_folder import (
     save_model_atomic,
     write_json_atomic,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def _check_run_dir(run_dir, resume, overwrite, config):
@@ -216,12 +219,13 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto", callbac
     if saved is not None:
         config = saved_train_config(saved, config)  # run_dir: the folder given now, even if moved
         if automatic:
-            print(f"Resuming the interrupted run in {run_dir} (same configuration).")
+            logger.info("Resuming the interrupted run in %s (same configuration).", run_dir)
         else:
-            print(f"Resuming {run_dir} with its saved configuration (other training flags are ignored).")
+            logger.info("Resuming %s with its saved configuration (other training flags are ignored).", run_dir)
     # `resolved()` turned "auto" into the policy this machine gets; a resumed run keeps its own.
-    print(f"Precision: {config.precision} (--precision float32 forces full precision)")
-    print(f"Recipe: {describe_recipe(config)}")
+    logger.info("Precision: %s (--precision float32 forces full precision)", config.precision)
+    logger.debug("Configuration: %s", dataclasses.asdict(config))
+    logger.info("Recipe: %s", describe_recipe(config))
 
     # Before any other TensorFlow work (MultiWorkerMirroredStrategy's requirement).
     strategy = distribute.make_strategy(strategy_name)
@@ -232,9 +236,9 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto", callbac
             f"replicas, so that each gets the same share. Received: batch_size={config.batch_size}"
         )
     if strategy_name != "none":
-        print(f"Strategy {distribute.describe(strategy_name, strategy, config.batch_size)}")
+        logger.info("Strategy %s", distribute.describe(strategy_name, strategy, config.batch_size))
     if not role.is_chief:
-        print(f"Worker {role.task_type} {role.task_id}: the chief writes {run_dir}.")
+        logger.info("Worker %s %s: the chief writes %s.", role.task_type, role.task_id, run_dir)
 
     keras.utils.set_random_seed(config.seed)
     splits = load_splits(config)
@@ -339,8 +343,8 @@ def _fit_and_save(model, splits, config, run_dir, saved, overwrite, restore_dir,
     if run_dir == config.run_dir:
         final = metrics.get("test", metrics["validation"])
         split = "test" if "test" in metrics else "validation"
-        print(f"Final {split} accuracy ({final['num_examples']} images): {format_accuracy(final)}")
-        print(f"Run saved in {run_dir}")
+        logger.info("Final %s accuracy (%d images): %s", split, final["num_examples"], format_accuracy(final))
+        logger.info("Run saved in %s", run_dir)
     return {"run_dir": config.run_dir, "metrics": metrics, "history": history_dict}
 
 

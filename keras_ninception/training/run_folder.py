@@ -16,8 +16,6 @@ import os
 import shutil
 import tempfile
 
-from keras_ninception.models import with_keras_batch_normalization
-
 LEARNING_CURVES_FILE = "learning_curves.png"
 # Everything a run folder may hold, including what `ninception evaluate` and `ninception export`
 # write into it later (`evaluation/`, `export/`): `--overwrite` replaces the run with these,
@@ -66,10 +64,10 @@ def write_json_atomic(path, data):
 def save_model_atomic(model, path):
     """`model.save(path)` atomically: a `.keras` file is whole or absent, never half-written.
 
-    Batch normalization is written as Keras' own layer (`with_keras_batch_normalization`: same
-    config and weights), so the run's `model.keras` and `inference.keras` load with Keras alone.
+    The builders' batch normalization is Keras' own layer (training runs it on the fused
+    kernel without changing its class), so the run's `.keras` files load with Keras alone.
     """
-    replace_atomic(path, with_keras_batch_normalization(model).save, ".keras")
+    replace_atomic(path, model.save, ".keras")
 
 
 def read_json(path):

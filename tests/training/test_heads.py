@@ -244,7 +244,7 @@ def test_cli_evaluate_json_and_prune_never_overwrites_silently(googlenet_run, tm
 
     out_dir = str(tmp_path / "aux2")
     assert main(["prune", googlenet_run, "--head", "aux2", "--out-dir", out_dir]) == 0
-    assert "Pruned run saved in" in capsys.readouterr().out
+    assert "Pruned run saved in" in capsys.readouterr().err  # a log message, on stderr
     before = {p: os.stat(os.path.join(out_dir, p)).st_mtime_ns for p in os.listdir(out_dir)}
     assert main(["prune", googlenet_run, "--head", "aux1", "--out-dir", out_dir]) == 2
     assert "already holds a run" in capsys.readouterr().err

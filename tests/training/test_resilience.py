@@ -1,6 +1,7 @@
 """Runs that survive kills, crashes while saving, NaN losses and unsafe model files."""
 
 import json
+import logging
 import math
 import os
 import signal
@@ -55,7 +56,7 @@ def test_a_killed_run_is_resumed_by_the_same_command(tmp_path):
 
     second = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert f"Resuming the interrupted run in {run_dir} (same configuration)." in second.stdout
+    assert f"Resuming the interrupted run in {run_dir} (same configuration)." in second.stderr  # a log message
     assert "Epoch 1/2" not in second.stdout and "Epoch 2/2" in second.stdout  # continued, not restarted
     history = json.loads((run_dir / "history.json").read_text())
     assert len(history["loss"]) == len(history["val_main_accuracy"]) == 2
@@ -97,7 +98,7 @@ def test_a_crash_while_saving_keeps_the_previous_file(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_crash_while_saving_the_model_leaves_a_run_that_resumes_without_training(tmp_path, monkeypatch, capsys):
+def test_a_crash_while_saving_the_model_leaves_a_run_that_resumes_without_training(tmp_path, monkeypatch, capsys, caplog):
     run_dir = tmp_path / "run"
     save = run_folder.save_model_atomic
 
@@ -114,9 +115,10 @@ def test_a_crash_while_saving_the_model_leaves_a_run_that_resumes_without_traini
     monkeypatch.setattr(run, "save_model_atomic", save)
     capsys.readouterr()
 
-    result = train(TrainConfig(**TINY, run_dir=str(run_dir)), verbose=2)
-    out = capsys.readouterr().out
-    assert "Resuming the interrupted run" in out and "Epoch 1/1" not in out  # no epoch trained again
+    with caplog.at_level(logging.INFO, logger="keras_ninception"):
+        result = train(TrainConfig(**TINY, run_dir=str(run_dir)), verbose=2)
+    assert "Resuming the interrupted run" in caplog.text
+    assert "Epoch 1/1" not in capsys.readouterr().out  # no epoch trained again
     assert len(result["history"]["loss"]) == 1
     assert (run_dir / "model.keras").is_file()
 
