@@ -98,9 +98,10 @@ def _add_train_parser(subparsers):
     p.add_argument(
         "--recipe",
         choices=tuple(RECIPES),
-        default=defaults.recipe,
+        default=None,
         help="a named training recipe: optimizer, schedule, regularization and budget as data "
-        "(keras_ninception.training.recipes); the flags below override it (default: %(default)s)",
+        "(keras_ninception.training.recipes); the flags below override it (default: fast, and "
+        "fast-plain for the unnormalized forms: --no-batch-norm NIN, GoogLeNet --variant paper)",
     )
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the recipe's; fast: 6)")
     p.add_argument("--batch-size", type=int, default=None, help="global batch size (default: the recipe's; fast: 64)")

@@ -37,9 +37,12 @@ class TrainConfig:
             input size (79 px) and `"paper"` above. Ignored for NIN.
         image_size: int, the square input side in pixels images are resized to. Default
             None: `DEFAULT_IMAGE_SIZES[dataset]`, else 32.
-        recipe: the name of a training recipe (`training.recipes.RECIPES`): `"fast"`
-            (default, this package's quick defaults), `"cifar"`, `"nin-paper"` or
-            `"googlenet-paper"`. It fills every field of `recipes.RECIPE_FIELDS` left None.
+        recipe: the name of a training recipe (`training.recipes.RECIPES`): `"fast"`,
+            `"fast-plain"`, `"cifar"`, `"nin-paper"` or `"googlenet-paper"`. It fills every
+            field of `recipes.RECIPE_FIELDS` left None. Default None: the form's default
+            (`recipes.default_recipe`): `"fast"` for the batch-normalized forms,
+            `"fast-plain"` for the paper's unnormalized ones (NIN with `batch_norm=False`,
+            GoogLeNet `"paper"`).
         epochs, batch_size, learning_rate, optimizer, schedule, warmup_epochs,
         decay_epochs, decay_rate, weight_decay, augment, label_smoothing, dropout_rate,
         ema: None (default) takes the recipe's value; a value overrides it (see
@@ -91,7 +94,7 @@ class TrainConfig:
     dataset: str = "digits"
     variant: str | None = None
     image_size: int | None = None
-    recipe: str = "fast"
+    recipe: str | None = None
     epochs: int | None = None
     batch_size: int | None = None
     learning_rate: float | None = None
@@ -136,7 +139,8 @@ class TrainConfig:
         check_choice("model", self.model, MODELS)
         check_choice("strategy", self.strategy, STRATEGIES)
         check_choice("precision", self.precision, PRECISIONS)
-        check_choice("recipe", self.recipe, tuple(recipes.RECIPES))
+        if self.recipe is not None:
+            check_choice("recipe", self.recipe, tuple(recipes.RECIPES))
         if self.epochs is not None:
             check_int("epochs", self.epochs)
         if self.batch_size is not None:
@@ -185,14 +189,16 @@ class TrainConfig:
         this is what `config.json` holds. `precision="auto"` becomes the policy this machine
         gets, so a resumed run keeps the policy it started with."""
         config = dataclasses.replace(self)
+        if config.image_size is None:
+            config.image_size = DEFAULT_IMAGE_SIZES.get(config.dataset, 32)
+        config.variant = config.resolved_variant()
+        if config.recipe is None:
+            config.recipe = recipes.default_recipe(config.model, config.batch_norm, config.variant)
         recipe = recipes.get_recipe(config.recipe)
         for field in recipes.RECIPE_FIELDS:
             if getattr(config, field) is None:
                 setattr(config, field, getattr(recipe, field))
         config.decay_epochs = tuple(config.decay_epochs)
-        if config.image_size is None:
-            config.image_size = DEFAULT_IMAGE_SIZES.get(config.dataset, 32)
-        config.variant = config.resolved_variant()
         from keras_ninception.training.precision import resolve_precision
 
         config.precision = resolve_precision(config.precision)

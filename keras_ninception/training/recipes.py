@@ -92,6 +92,28 @@ RECIPES = {
         source="keras-ninception's defaults: Adam, one warm-up epoch then cosine decay (Loshchilov & "
         "Hutter 2017, arXiv:1608.03983; Goyal et al. 2017, arXiv:1706.02677).",
     ),
+    # The unnormalized forms (NIN without BN, GoogLeNet 'paper'): the same job as 'fast', with
+    # the gentle start and the lower peak that keep their class maps alive, and the longer
+    # budget they need without normalization.
+    "fast-plain": Recipe(
+        optimizer="sgd",
+        learning_rate=0.02,
+        schedule="one_cycle",
+        warmup_epochs=0,
+        decay_epochs=(),
+        decay_rate=1.0,
+        weight_decay=None,
+        augment=None,
+        label_smoothing=0.0,
+        dropout_rate=None,
+        ema=False,
+        epochs=30,
+        batch_size=64,
+        source="SGD with Nesterov momentum 0.9 and the one-cycle schedule (Smith & Topin 2019, "
+        "arXiv:1708.07120; PyTorch OneCycleLR's defaults: from peak / 25 over 30% of the steps, "
+        "then cosine), the usual way to train plain ReLU networks without normalization. The "
+        "NIN paper's Caffe solver used momentum SGD too, with hand-lowered rates.",
+    ),
     # CIFAR-10 from scratch in tens of epochs: the usual modern recipe for small
     # convolutional networks, with the regularization the papers had (dropout) kept.
     "cifar": Recipe(
@@ -163,6 +185,18 @@ RECIPES = {
         "photometric distortions and 8-100% area crops are not in this pipeline's 'crop_flip'.",
     ),
 }
+
+
+def default_recipe(model, batch_norm, variant):
+    """The recipe a form trains with when none is named.
+
+    `"fast-plain"` for the unnormalized forms, NIN without batch normalization and GoogLeNet
+    `"paper"` (local response normalization only): without normalization their class maps
+    die (every one below zero after the final ReLU, loss pinned at ln(classes)) at the
+    learning rates that suit the batch-normalized forms. `"fast"` for every other form.
+    """
+    unnormalized = (model == "nin" and not batch_norm) or (model == "googlenet" and variant == "paper")
+    return "fast-plain" if unnormalized else "fast"
 
 
 def get_recipe(name):
