@@ -31,7 +31,18 @@ so a machine that gets busier or quieter during the run shifts every case alike:
   steady state: a new iterator each round, timed after the shuffle buffer is full;
 - peer: `peer_torchvision.py` (torchvision's googlenet, channels_last + bfloat16 autocast,
   its best CPU configuration) in a subprocess of `--peer-python`, once per round, and the
-  ratios our/peer.
+  ratios our/peer;
+- deploy runtimes (`--inference onnx,openvino,openvino_int8`, GoogLeNet only): our
+  `ninception export` formats (`deploy.runtimes`: `uint8` images in, scaled inside) run in
+  ONNX Runtime (float32, float32 policy only) and OpenVINO (`INFERENCE_PRECISION_HINT` f32
+  under the float32 policy, bf16 under a bfloat16 one; the int8 export, NNCF-quantized on
+  random images, under the default policy), beside the runtime peers (`--peer-runtimes`):
+  torchvision's googlenet exported to ONNX once by `peer_torchvision.py --export-onnx` and
+  run in this process by ONNX Runtime (float32) and OpenVINO (f32 and bf16). OpenVINO gets
+  the latency hint and a static batch for ours and the peer's alike. `best_vs_best_peer`
+  is our fastest GoogLeNet inference path over the fastest peer path (torchvision included);
+  `best_float_vs_best_peer` leaves int8 out. `--no-train` runs only inference cases (no
+  training, pipeline or matmul; the torchvision peer measures inference only).
 
 `--ablations` adds the cases behind the defaults: XLA (`jit_compile=True`) and
 `steps_per_execution` > 1 for both models' training, and, in each precision, training and
@@ -58,10 +69,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEER_SCRIPT = os.path.join(HERE, "peer_torchvision.py")
-INFERENCE_FORMATS = ("keras", "saved_model", "litert")
+INFERENCE_FORMATS = ("keras", "saved_model", "litert", "onnx", "openvino", "openvino_int8")
+DEFAULT_INFERENCE = ("keras", "saved_model", "litert")
+# Deploy formats measured for GoogLeNet only (their export takes tens of seconds each).
+RUNTIME_FORMATS = ("onnx", "openvino", "openvino_int8")
+PEER_RUNTIMES = ("onnxruntime", "openvino")
+OPENVINO_PRECISION = {"float32": "f32", "mixed_bfloat16": "bf16", "mixed_float16": "f16"}
 TRAIN_FLOP_FACTOR = 3  # forward + backward (about 2x the forward), an estimate
 # Issue targets: ours / peer (training, inference of the exported model), pipeline / training.
-TARGETS = {"train_vs_peer": 1.2, "infer_vs_peer": 1.0, "pipeline_vs_train": 5.0}
+TARGETS = {"train_vs_peer": 1.2, "infer_vs_peer": 1.0, "pipeline_vs_train": 5.0, "best_vs_best_peer": 1.0}
 
 
 def parse_args(argv=None):
@@ -74,7 +90,14 @@ def parse_args(argv=None):
     parser.add_argument("--peer-configs", default="bf16_nhwc", help="peer configurations (default: %(default)s)")
     parser.add_argument("--models", default="googlenet,nin")
     parser.add_argument("--precisions", default="float32,auto", help="'auto' is the package default (default: %(default)s)")
-    parser.add_argument("--inference", default=",".join(INFERENCE_FORMATS), help="inference formats measured")
+    parser.add_argument(
+        "--inference", default=",".join(DEFAULT_INFERENCE), help=f"inference formats measured, of {list(INFERENCE_FORMATS)} (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--peer-runtimes", default="",
+        help=f"torchvision googlenet via ONNX in these runtimes, of {list(PEER_RUNTIMES)} (needs --peer-python)",
+    )
+    parser.add_argument("--no-train", action="store_true", help="inference cases only (no training, pipeline, matmul)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=6, help="timed batches per measurement (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed batches before the first (default: %(default)s)")
@@ -100,6 +123,10 @@ def parse_args(argv=None):
     for name in args.inference:
         if name not in INFERENCE_FORMATS:
             parser.error(f"--inference: unknown format {name!r}")
+    args.peer_runtimes = [r for r in args.peer_runtimes.split(",") if r]
+    for name in args.peer_runtimes:
+        if name not in PEER_RUNTIMES:
+            parser.error(f"--peer-runtimes: unknown runtime {name!r}")
     if args.peer_python is None and not args.no_peer and importlib.util.find_spec("torch"):
         args.peer_python = sys.executable
     if args.no_peer:
@@ -270,6 +297,104 @@ def infer_case(name, models, fmt, steps, warmup, workdir):
     return case
 
 
+def compile_openvino(path, shape, precision):
+    """An OpenVINO CPU model with a static input shape, the latency hint and a compute precision."""
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(path)
+    model.reshape(list(shape))
+    return core.compile_model(
+        model, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
+    )
+
+
+def runtime_session(runtime, path, shape, precision):
+    """A `call(x)` running the model file `path` in ONNX Runtime or OpenVINO on the CPU."""
+    if runtime == "onnxruntime":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        input_name = session.get_inputs()[0].name
+        return lambda x: session.run(None, {input_name: x})[0]
+    request = compile_openvino(path, shape, precision).create_infer_request()
+    return lambda x: request.infer({0: x})[0]
+
+
+def runtime_infer_case(name, models, fmt, precision, steps, warmup, workdir):
+    """Our `ninception export` formats (`deploy.runtimes`) in their runtimes: `uint8` in."""
+    import numpy as np
+    import tensorflow as tf
+
+    def setup():
+        from keras_ninception.deploy.quantize import to_uint8_pixels
+        from keras_ninception.deploy.runtimes import export_onnx, export_openvino
+
+        _, inference, x, _ = models()
+        pixels = to_uint8_pixels(x, "channels_last")
+        names = [str(i) for i in range(inference.outputs[0].shape[-1])]
+        path = os.path.join(workdir, name.replace("/", "-"))
+        if fmt == "onnx":
+            export_onnx(inference, path, names)
+            call = runtime_session("onnxruntime", os.path.join(path, "model.onnx"), pixels.shape, None)
+        else:
+            calibration = None
+            if fmt == "openvino_int8":  # random weights: any images calibrate a speed case
+                calibration = np.random.default_rng(1).integers(0, 256, (32, *pixels.shape[1:])).astype(np.uint8)
+            export_openvino(inference, path, names, calibration_images=calibration)
+            call = runtime_session("openvino", os.path.join(path, "model.xml"), pixels.shape, precision)
+        expected = np.asarray(inference.predict_on_batch(tf.cast(pixels, tf.float32) / 127.5 - 1), "float32")
+        got = np.asarray(call(pixels), "float32")
+        for _ in range(max(warmup - 1, 0)):
+            call(pixels)
+        return {
+            "call": lambda: call(pixels), "batch": len(x), "precision": precision,
+            "max_abs_diff_vs_keras": float(np.abs(got - expected).max()),
+            "top1_agreement_vs_keras": float((got.argmax(-1) == expected.argmax(-1)).mean()),
+        }
+
+    def run(s):
+        start = time.perf_counter()
+        for _ in range(steps):
+            s["call"]()
+        return {"images_per_s": s["batch"] * steps / (time.perf_counter() - start)}
+
+    case = Case(name, setup, run)
+    case.extra = lambda: {
+        k: case._state.get(k) for k in ("max_abs_diff_vs_keras", "top1_agreement_vs_keras", "precision")
+    } if case._state else None
+    return case
+
+
+def peer_runtime_case(python, runtime, precision, size, batch, steps, warmup, workdir):
+    """torchvision's googlenet, exported to ONNX by `peer_torchvision.py`, in ONNX Runtime or OpenVINO."""
+    import numpy as np
+
+    def setup():
+        path = os.path.join(workdir, "torchvision_googlenet.onnx")
+        record = None
+        if not os.path.exists(path):
+            command = [python, PEER_SCRIPT, "--export-onnx", path, "--image-size", str(size)]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"peer ONNX export failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+            record = json.loads(done.stdout.strip().splitlines()[-1])
+        x = np.random.default_rng(0).uniform(-1, 1, (batch, 3, size, size)).astype("float32")
+        call = runtime_session(runtime, path, x.shape, precision)
+        for _ in range(warmup):
+            call(x)
+        return {"call": lambda: call(x), "batch": batch, "record": record}
+
+    def run(s):
+        start = time.perf_counter()
+        for _ in range(steps):
+            s["call"]()
+        return {"images_per_s": s["batch"] * steps / (time.perf_counter() - start)}
+
+    suffix = "" if runtime == "onnxruntime" else f"_{precision}"
+    return Case(f"peer/{runtime}{suffix}", setup, run)
+
+
 def pipeline_case(name, data, size, batch, output_names, batches):
     """Steady-state images/s of the train split; a fresh iterator each round (nothing prefetched)."""
     from keras_ninception.data import load_dataset
@@ -296,7 +421,7 @@ def pipeline_case(name, data, size, batch, output_names, batches):
     return Case(name, setup, run)
 
 
-def peer_case(python, config, size, batch, steps, warmup):
+def peer_case(python, config, size, batch, steps, warmup, train=True):
     def setup():
         return {"ready": True}
 
@@ -304,13 +429,16 @@ def peer_case(python, config, size, batch, steps, warmup):
         command = [
             python, PEER_SCRIPT, "--configs", config, "--image-size", str(size),
             "--batch-size", str(batch), "--steps", str(steps), "--warmup", str(warmup),
-        ]
+        ] + ([] if train else ["--no-train"])
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"peer failed ({done.returncode}): {done.stderr.strip()[-500:]}")
         record = json.loads(done.stdout.strip().splitlines()[-1])
         s["record"] = record
-        return {"train_images_per_s": record["train_images_per_s"], "infer_images_per_s": record["infer_images_per_s"]}
+        values = {"infer_images_per_s": record["infer_images_per_s"]}
+        if record["train_images_per_s"] is not None:
+            values["train_images_per_s"] = record["train_images_per_s"]
+        return values
 
     return Case(f"peer/{config}", setup, run)
 
@@ -320,6 +448,8 @@ def peer_case(python, config, size, batch, steps, warmup):
 
 def machine_info():
     from keras_ninception.training.precision import BF16_CPU_FLAGS, cpu_flags
+
+    reported = {"avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8"}
 
     model_name = ""
     try:
@@ -333,6 +463,7 @@ def machine_info():
         "cpu_count": os.cpu_count(),
         "avx512f": "avx512f" in flags,
         "bf16_flags": sorted(flags & BF16_CPU_FLAGS),
+        "flags": sorted(flags & reported),
         "platform": platform.platform(),
     }
 
@@ -374,15 +505,25 @@ def main(argv=None):
         return get
 
     workdir = tempfile.mkdtemp(prefix="speed-")
-    cases = [matmul_case("float32", args.matmul_size), matmul_case("bfloat16", args.matmul_size)]
+    cases = [] if args.no_train else [matmul_case("float32", args.matmul_size), matmul_case("bfloat16", args.matmul_size)]
     for model_name in args.models:
         for policy in policies:
             get = models(model_name, policy)
             prefix = f"{model_name}/{policy}"
-            cases.append(train_case(f"{prefix}/train", models(model_name, policy, fresh=True), args.steps, args.warmup))
+            if not args.no_train:
+                cases.append(train_case(f"{prefix}/train", models(model_name, policy, fresh=True), args.steps, args.warmup))
             for fmt in args.inference:
-                if fmt == "litert" and policy != "float32":
-                    continue  # LiteRT runs float32 graphs (XNNPACK); a bfloat16 graph is not its case
+                if fmt in ("litert", "onnx") and policy != "float32":
+                    continue  # LiteRT and ONNX Runtime run float32 graphs; a bfloat16 graph is not their case
+                if fmt in RUNTIME_FORMATS:
+                    if model_name != "googlenet" or (fmt == "openvino_int8" and policy != default_policy):
+                        continue
+                    cases.append(
+                        runtime_infer_case(
+                            f"{prefix}/infer_{fmt}", get, fmt, OPENVINO_PRECISION[policy], args.steps, args.warmup, workdir
+                        )
+                    )
+                    continue
                 cases.append(infer_case(f"{prefix}/infer_{fmt}", get, fmt, args.steps, args.warmup, workdir))
         if args.ablations:
             get = models(model_name, default_policy, fresh=True)
@@ -398,7 +539,7 @@ def main(argv=None):
                 cases.append(
                     infer_case(f"{model_name}/{policy}/infer_keras_keras_bn", keras_bn, "keras", args.steps, args.warmup, workdir)
                 )
-        if args.data:
+        if args.data and not args.no_train:
             output_names = ("main", "aux1", "aux2") if model_name == "googlenet" else None
             cases.append(
                 pipeline_case(
@@ -407,7 +548,14 @@ def main(argv=None):
             )
     if args.peer_python and "googlenet" in args.models:
         for config in args.peer_configs.split(","):
-            cases.append(peer_case(args.peer_python, config, *sizes["googlenet"], args.steps, args.warmup))
+            cases.append(
+                peer_case(args.peer_python, config, *sizes["googlenet"], args.steps, args.warmup, train=not args.no_train)
+            )
+        for runtime in args.peer_runtimes:
+            for precision in ("f32",) if runtime == "onnxruntime" else ("f32", "bf16"):
+                cases.append(
+                    peer_runtime_case(args.peer_python, runtime, precision, *sizes["googlenet"], args.steps, args.warmup, workdir)
+                )
 
     load_before = os.getloadavg()
     runs = {case.name: {} for case in cases}
@@ -452,12 +600,13 @@ def main(argv=None):
                     "gflops": gflops, "fraction_of_peak": gflops / peak[policy], "peak_gflops": peak[policy],
                 }
 
-    ratios = {}
+    ratios = best_paths(medians, args.peer_configs.split(",")[0]) if args.peer_python else {}
     peer = medians.get(f"peer/{args.peer_configs.split(',')[0]}")
     ours = lambda case: medians.get(f"googlenet/{default_policy}/{case}", {}).get("images_per_s")  # noqa: E731
-    if peer:
+    if peer and "train_images_per_s" in peer:
         if ours("train"):
             ratios["train_vs_peer"] = ours("train") / peer["train_images_per_s"]
+    if peer:
         for fmt in args.inference:
             if ours(f"infer_{fmt}"):
                 ratios[f"infer_{fmt}_vs_peer"] = ours(f"infer_{fmt}") / peer["infer_images_per_s"]
@@ -473,6 +622,7 @@ def main(argv=None):
             ratios[f"pipeline_vs_train_{model_name}"] = pipe / train_ips
     if "pipeline_vs_train_googlenet" in ratios:
         ratios["pipeline_vs_train"] = min(v for k, v in ratios.items() if k.startswith("pipeline_vs_train_"))
+    best = ratios.pop("best", {})
     targets = {
         k: {"target": t, "ratio": ratios.get(k), "met": None if k not in ratios else ratios[k] >= t}
         for k, t in TARGETS.items()
@@ -503,9 +653,14 @@ def main(argv=None):
         "peak_gflops": peak,
         "utilization": utilization,
         "ratios": ratios,
+        "best_paths": best,
         "targets": targets,
         "inference_check": extras,
         "peer_record": next((c._state.get("record") for c in cases if c.name.startswith("peer/") and c._state), None),
+        "peer_onnx_record": next(
+            (c._state.get("record") for c in cases if c.name.startswith("peer/") and c._state and c._state.get("record") and "onnx" in c._state["record"]),
+            None,
+        ),
         "errors": errors,
     }
     os.makedirs(args.out_dir, exist_ok=True)
@@ -518,6 +673,37 @@ def main(argv=None):
     return report
 
 
+def best_paths(medians, torch_config):
+    """Our fastest GoogLeNet inference case over the fastest peer case, with and without int8.
+
+    Returns `{"best_vs_best_peer", "best_float_vs_best_peer", "best": {names and images/s}}`
+    (ratios only where both sides were measured).
+    """
+    ours = {
+        name: m["images_per_s"] for name, m in medians.items()
+        if name.startswith("googlenet/") and "/infer_" in name and m.get("images_per_s")
+    }
+    peers = {
+        name: m.get("infer_images_per_s", m.get("images_per_s")) for name, m in medians.items()
+        if name == f"peer/{torch_config}" or name.startswith(("peer/onnxruntime", "peer/openvino"))
+    }
+    peers = {name: value for name, value in peers.items() if value}
+    if not ours or not peers:
+        return {}
+    best_peer = max(peers, key=peers.get)
+    best = max(ours, key=ours.get)
+    floats = {name: value for name, value in ours.items() if "int8" not in name}
+    result = {
+        "best_vs_best_peer": ours[best] / peers[best_peer],
+        "best": {"ours": best, "ours_images_per_s": ours[best], "peer": best_peer, "peer_images_per_s": peers[best_peer]},
+    }
+    if floats:
+        best_float = max(floats, key=floats.get)
+        result["best_float_vs_best_peer"] = floats[best_float] / peers[best_peer]
+        result["best"].update({"ours_float": best_float, "ours_float_images_per_s": floats[best_float]})
+    return result
+
+
 def _fmt(value, digits=1):
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -527,8 +713,9 @@ def markdown(report):
     lines = [
         "# Speed",
         "",
-        f"{report['machine']['cpu']} ({report['machine']['cpu_count']} CPUs, bf16 flags: "
-        f"{', '.join(report['machine']['bf16_flags']) or 'none'}); TensorFlow {report['versions']['tensorflow']}, "
+        f"{report['machine']['cpu']} ({report['machine']['cpu_count']} CPUs, flags: "
+        f"{', '.join(report['machine'].get('flags', report['machine']['bf16_flags'])) or 'none'}); "
+        f"TensorFlow {report['versions']['tensorflow']}, "
         f"Keras {report['versions']['keras']}. Medians of {s['repeats']} interleaved rounds "
         f"({s['steps']} timed batches each){' - QUICK run, not a measurement' if report['quick'] else ''}; "
         f"load average {report['load_average_1min']['before']:.1f} before, "
@@ -549,9 +736,12 @@ def markdown(report):
             f"{_fmt(100 * u['fraction_of_peak'] if u else None)}% |"
         )
     for name, metrics in med.items():
-        if name.startswith("peer/"):
-            lines.append(f"| {name} train | {_fmt(metrics['train_images_per_s'])} | | |")
+        if name.startswith("peer/") and "infer_images_per_s" in metrics:
+            if "train_images_per_s" in metrics:
+                lines.append(f"| {name} train | {_fmt(metrics['train_images_per_s'])} | | |")
             lines.append(f"| {name} infer | {_fmt(metrics['infer_images_per_s'])} | | |")
+        elif name.startswith("peer/"):
+            lines.append(f"| {name} infer | {_fmt(metrics.get('images_per_s'))} | | |")
     lines += ["", "| ratio | value | target |", "|---|---:|---:|"]
     for name, value in report["ratios"].items():
         target = report["targets"].get(name, {}).get("target")
@@ -565,6 +755,21 @@ def markdown(report):
         "same precision. Pipeline: the train split of `load_dataset(data, cache=False)`: decode, resize, "
         "shuffle, batch, augment, scale. Peer: torchvision googlenet, channels_last + bf16 autocast.",
     ]
+    if report.get("best_paths"):
+        b = report["best_paths"]
+        lines += [
+            "",
+            f"Best path: ours `{b['ours']}` {b['ours_images_per_s']:.1f} images/s"
+            + (f" (float: `{b['ours_float']}` {b['ours_float_images_per_s']:.1f})" if "ours_float" in b else "")
+            + f"; best peer `{b['peer']}` {b['peer_images_per_s']:.1f} images/s.",
+        ]
+    checks = {k: v for k, v in report["inference_check"].items() if v and "top1_agreement_vs_keras" in v}
+    if checks:
+        lines += ["", "| export case | max abs diff vs Keras | top-1 agreement |", "|---|---:|---:|"]
+        lines += [
+            f"| {k} ({v['precision'] or 'float32'}) | {v['max_abs_diff_vs_keras']:.2e} | {v['top1_agreement_vs_keras']:.3f} |"
+            for k, v in checks.items()
+        ]
     if report["errors"]:
         lines += ["", "Failed cases: " + "; ".join(f"{k}: {v}" for k, v in report["errors"].items())]
     return "\n".join(lines) + "\n"

@@ -15,11 +15,17 @@ NIN_CONFIGS = ("cifar10", "imagenet")
 OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "rmsprop")
 AUGMENT_MODES = ("none", "crop", "crop_flip")
 ON_BAD_IMAGE = ("error", "skip")
+# How image-folder files are checked before training (`data.files.CHECK_IMAGES`).
+CHECK_IMAGES = ("full", "header", "none")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 SPLITS = ("train", "validation", "test")
 HEADS = ("aux1", "aux2", "main")
-EXPORT_FORMATS = ("keras", "saved_model", "litert")
+EXPORT_FORMATS = ("keras", "saved_model", "litert", "onnx", "openvino")
+# The export formats `--int8` applies to (post-training quantization, `deploy.quantize`).
+INT8_FORMATS = ("litert", "openvino")
+# OpenVINO's CPU compute precision in predict and evaluate ("auto": OpenVINO's own default).
+OPENVINO_PRECISIONS = ("float32", "bfloat16", "auto")
 TUNERS = ("random", "bayesian", "hyperband")
 BEST_MODEL_MODES = ("restore", "retrain")
 MAX_SUMMARY_IMAGES = 64

@@ -14,6 +14,8 @@ import logging
 import os
 import sys
 
+from keras_ninception.extras import MissingExtraError
+
 DESCRIPTION = "Network in Network and GoogLeNet (Inception v1) for Keras 3."
 logger = logging.getLogger("keras_ninception.cli")
 
@@ -70,7 +72,16 @@ def _add_subparser(subparsers, name, **kwargs):
 
 def _add_train_parser(subparsers):
     # TF-free imports: `--help` never imports TensorFlow.
-    from keras_ninception.options import AUGMENT_MODES, MODELS, ON_BAD_IMAGE, OPTIMIZERS, PRECISIONS, STRATEGIES, TRAIN_VARIANTS
+    from keras_ninception.options import (
+        AUGMENT_MODES,
+        CHECK_IMAGES,
+        MODELS,
+        ON_BAD_IMAGE,
+        OPTIMIZERS,
+        PRECISIONS,
+        STRATEGIES,
+        TRAIN_VARIANTS,
+    )
     from keras_ninception.training.config import TrainConfig
     from keras_ninception.training.recipes import RECIPES, SCHEDULES
 
@@ -175,6 +186,14 @@ def _add_train_parser(subparsers):
         default=defaults.on_bad_image,
         help="damaged images in a folder: stop with an error naming them, or skip them",
     )
+    p.add_argument(
+        "--check-images",
+        choices=CHECK_IMAGES,
+        default=defaults.check_images,
+        help="image folders: check every file before training, in parallel, with TF's decoder: "
+        "'header' parses JPEG headers (other files are decoded), 'full' decodes every file, "
+        "'none' checks nothing; a file that still fails to decode stops training with its name",
+    )
     p.add_argument("--seed", type=int, default=defaults.seed, help="seeds Keras, TF, NumPy and the shuffling")
     p.add_argument(
         "--precision",
@@ -227,15 +246,28 @@ def _add_train_parser(subparsers):
 
 
 def _add_evaluate_parser(subparsers):
-    from keras_ninception.options import SPLITS
+    from keras_ninception.options import OPENVINO_PRECISIONS, SPLITS
 
     p = _add_subparser(
         subparsers,
         "evaluate",
-        help="per-head loss and accuracy of a saved run",
-        description="Report loss and accuracy of every head of a saved run on one split.",
+        help="per-head loss and accuracy of a saved run (or of an export)",
+        description="Report loss and accuracy of every head of a saved run on one split. Given an "
+        "export folder (ninception export: any format, float or int8), evaluate its model in its own "
+        "runtime on the same split of its run's dataset; an export has one head, main.",
     )
-    p.add_argument("run_dir", help="a run folder of `ninception train`, `tune` or `prune`")
+    p.add_argument(
+        "run_dir", metavar="RUN_DIR_OR_EXPORT",
+        help="a run folder of `ninception train`, `tune` or `prune`, or an export folder of `ninception export`",
+    )
+    p.add_argument(
+        "--run", default=None,
+        help="for an export: the run it came from (default: the metadata's source, or RUN_DIR of RUN_DIR/export/<format>)",
+    )
+    p.add_argument(
+        "--precision", default="float32", choices=OPENVINO_PRECISIONS,
+        help="for an OpenVINO export: the CPU compute precision (default %(default)s; auto: OpenVINO's own)",
+    )
     p.add_argument("--dataset", default=None, help="the data to evaluate on (default: the run's dataset)")
     p.add_argument(
         "--split",
@@ -385,10 +417,35 @@ def _train(args):
     train(config, resume=args.resume, overwrite=args.overwrite, verbose=args.keras_verbose)
 
 
+def _evaluate_export(args):
+    from keras_ninception.deploy.evaluate import evaluate_export
+    from keras_ninception.training.heads import evaluation_name, format_evaluation, save_evaluation
+
+    result = evaluate_export(
+        args.run_dir, run_dir=args.run, dataset=args.dataset, split=args.split, data_dir=args.data_dir,
+        batch_size=args.batch_size, precision=args.precision, latency_repeats=args.latency_repeats,
+    )
+    export = os.path.basename(os.path.normpath(args.run_dir))
+    suffix = f"-{args.precision}" if result["export"]["runtime"] == "openvino" and args.precision != "float32" else ""
+    name = f"{evaluation_name(result['split'], args.dataset)}-export-{export}{suffix}"
+    files = save_evaluation(result, args.output_dir, name)
+    if args.json:
+        print(json.dumps({**result, "files": files}, indent=2))
+        return
+    print(f"export {args.run_dir} ({result['export']['runtime']}" + (
+        f", int8: {result['export']['quantization']['method']}" if result["export"]["quantization"] else ""
+    ) + f"); {result['note']}")
+    print(format_evaluation(result))
+    print(f"Report saved in {files['json']} and {files['png']}")
+
+
 def _evaluate(args):
+    from keras_ninception.deploy.evaluate import is_export
     from keras_ninception.training.evaluate import evaluate_run
     from keras_ninception.training.heads import evaluation_name, format_evaluation, save_evaluation
 
+    if is_export(args.run_dir):
+        return _evaluate_export(args)
     result = evaluate_run(
         args.run_dir,
         dataset=args.dataset,
@@ -472,19 +529,26 @@ def _tune(args):
 
 
 def _add_export_parser(subparsers):
-    from keras_ninception.options import EXPORT_FORMATS
+    from keras_ninception.options import EXPORT_FORMATS, INT8_FORMATS
 
     p = _add_subparser(
         subparsers,
         "export",
-        help="export a run's inference model: .keras, SavedModel or LiteRT",
+        help="export a run's inference model: .keras, SavedModel, LiteRT, ONNX or OpenVINO",
         description="Export the inference model of a run (aux heads dropped) to a folder with the "
         "model and metadata.json (class names, input size, preprocessing). saved_model takes "
-        "uint8 images of any size and resizes and scales inside; litert takes uint8 images at the "
-        "model's size and scales inside; keras takes preprocessed float32 images.",
+        "uint8 images of any size and resizes and scales inside; litert, onnx and openvino take "
+        "uint8 images at the model's size and scale inside; keras takes preprocessed float32 "
+        "images. onnx and openvino need the extras [onnx] and [openvino]. --int8 quantizes "
+        "(openvino: NNCF; litert: full integer) with images of the run's train split.",
     )
     p.add_argument("run_dir", help="a run folder")
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="the export format")
+    p.add_argument("--int8", action="store_true", help=f"int8 post-training quantization ({', '.join(INT8_FORMATS)})")
+    p.add_argument(
+        "--calibration-images", type=int, default=None,
+        help="with --int8: images of the run's train split to calibrate on (default: 300)",
+    )
     p.add_argument("--output", default=None, help="export folder (default: RUN_DIR/export/<format>)")
     p.add_argument("--overwrite", action="store_true", help="replace the export in --output")
     p.set_defaults(func=_export)
@@ -493,18 +557,24 @@ def _add_export_parser(subparsers):
 def _export(args):
     from keras_ninception.deploy.export import export_run
 
-    path = export_run(args.run_dir, args.format, args.output, overwrite=args.overwrite)
-    logger.info("Exported %s to %s", args.format, path)
+    path = export_run(
+        args.run_dir, args.format, args.output, overwrite=args.overwrite, int8=args.int8,
+        calibration_images=args.calibration_images,
+    )
+    logger.info("Exported %s%s to %s", args.format, " int8" if args.int8 else "", path)
 
 
 def _add_predict_parser(subparsers):
+    from keras_ninception.options import OPENVINO_PRECISIONS
+
     p = _add_subparser(
         subparsers,
         "predict",
         help="top-k classes of JPEG/PNG images with a run or an export",
         description="Print the top-k classes and probabilities of each image (JPEG or PNG, any "
-        "size, gray or RGB: converted to the model's channels) with a run folder, a .keras or "
-        ".tflite file, or an export folder. Every file is checked before anything is predicted.",
+        "size, gray or RGB: converted to the model's channels) with a run folder, a .keras, "
+        ".tflite, .onnx (ONNX Runtime) or OpenVINO .xml file, or an export folder. Every file is "
+        "checked before anything is predicted.",
     )
     p.add_argument("model", metavar="RUN_DIR_OR_EXPORT", help="a run folder, an export folder, or a .keras/.tflite file")
     p.add_argument(
@@ -515,13 +585,17 @@ def _add_predict_parser(subparsers):
     )
     p.add_argument("--top-k", type=int, default=None, help="classes per image (default: 5, at most the class count)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument(
+        "--precision", default="float32", choices=OPENVINO_PRECISIONS,
+        help="OpenVINO models: the CPU compute precision (default %(default)s; auto: OpenVINO's own)",
+    )
     p.set_defaults(func=_predict)
 
 
 def _predict(args):
     from keras_ninception.deploy.predict import format_json, format_predictions, predict_files
 
-    results = predict_files(args.model, args.images, args.top_k)
+    results = predict_files(args.model, args.images, args.top_k, precision=args.precision)
     print(format_json(results) if args.json else format_predictions(results))
 
 
@@ -581,10 +655,21 @@ def main(argv=None):
     args.keras_verbose = _apply_verbosity(args)
     try:
         args.func(args)
-    except (ValueError, OSError, RuntimeError, FloatingPointError) as e:
+    except (ValueError, OSError, RuntimeError, FloatingPointError, MissingExtraError) as e:
         # The package's own errors (bad arguments, data, run folders, a failed download, a
-        # NaN loss); anything else is a bug and keeps its traceback.
+        # NaN loss, an optional extra not installed); anything else is a bug and keeps its
+        # traceback.
         print(f"ninception {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        # An image file that failed to decode inside the tf.data pipeline: named in the
+        # package's words, not as TF's InvalidArgumentError.
+        from keras_ninception.data.files import named_decode_error
+
+        error = named_decode_error(e)
+        if error is None:
+            raise
+        print(f"ninception {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0
 

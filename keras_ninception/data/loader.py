@@ -12,11 +12,14 @@ import os
 import keras
 import tensorflow as tf
 
+from keras_ninception.data import files
 from keras_ninception.data import pipeline
 from keras_ninception.data import sources
 
 ON_BAD_IMAGE_MODES = ("error", "skip")
+CHECK_IMAGES_MODES = files.CHECK_IMAGES
 CHANNEL_COUNTS = (1, 3)
+SPLITS = ("train", "validation", "test")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,18 +27,20 @@ class DatasetSplits:
     """The batched splits of one dataset and what a model needs to know.
 
     Attributes:
-        train: batches of `(images, labels)`, shuffled and augmented.
+        train: batches of `(images, labels)`, shuffled and augmented; `None`
+            when not requested (`load_dataset`'s `splits`).
             `images`: `float32`, values in [-1, 1], shape `(batch, *input_shape)`.
             `labels`: `int32` `(batch,)` class indices, or a dict of them keyed
             by output name (see `load_dataset`'s `output_names`).
-        validation: the same structure, neither shuffled nor augmented.
+        validation: the same structure, neither shuffled nor augmented;
+            `None` when not requested.
         test: the same structure as `validation`, or `None` when the source
-            has no test split.
+            has no test split or it was not requested.
         class_names: the class names, indexed by label.
         input_shape: the model input shape: `(height, width, channels)` for
             channels_last, `(channels, height, width)` for channels_first.
         num_examples: `{"train": n, "validation": n, "test": n}` examples
-            (not batches); `"test"` is 0 when `test` is `None`.
+            (not batches); 0 for a split that is `None`.
         source: `"digits"`, the folder path, or the TFDS name.
     """
 
@@ -111,7 +116,10 @@ def _validate_arguments(
     download,
     seed,
     on_bad_image,
+    check_images,
     cache,
+    splits,
+    class_names,
 ):
     """Checks every argument of `load_dataset`; returns the normalized ones."""
     if not _is_path(source) or not os.fspath(source):
@@ -162,6 +170,37 @@ def _validate_arguments(
             f"`on_bad_image` must be one of {ON_BAD_IMAGE_MODES}. "
             f"Received: on_bad_image={on_bad_image!r}"
         )
+    if check_images not in CHECK_IMAGES_MODES:
+        raise ValueError(
+            f"`check_images` must be one of {CHECK_IMAGES_MODES}. "
+            f"Received: check_images={check_images!r}"
+        )
+    if splits is not None:
+        if isinstance(splits, str):
+            splits = (splits,)
+        if (
+            not isinstance(splits, (tuple, list))
+            or not splits
+            or any(split not in SPLITS for split in splits)
+            or len(set(splits)) != len(splits)
+        ):
+            raise ValueError(
+                f"`splits` must be None (all of {SPLITS}) or a non-empty tuple of distinct "
+                f"names from {SPLITS}. Received: splits={splits!r}"
+            )
+        splits = tuple(splits)
+    if class_names is not None:
+        if (
+            not isinstance(class_names, (tuple, list))
+            or not class_names
+            or not all(isinstance(name, str) and name for name in class_names)
+            or len(set(class_names)) != len(class_names)
+        ):
+            raise ValueError(
+                "`class_names` must be None or a non-empty sequence of distinct class names. "
+                f"Received: class_names={class_names!r}"
+            )
+        class_names = tuple(class_names)
     if not isinstance(cache, bool):
         if not _is_path(cache) or not os.fspath(cache):
             raise ValueError(
@@ -175,7 +214,7 @@ def _validate_arguments(
                 f"exist. Create it or pass another path. Received: cache={cache!r}"
             )
         cache = os.fspath(cache)
-    return image_size, output_names, cache
+    return image_size, output_names, cache, splits, class_names
 
 
 def load_dataset(
@@ -191,7 +230,10 @@ def load_dataset(
     download=False,
     seed=0,
     on_bad_image="error",
+    check_images="header",
     cache=True,
+    splits=None,
+    class_names=None,
 ):
     """Loads an image-classification dataset as batched train/val/test splits.
 
@@ -204,12 +246,15 @@ def load_dataset(
       `seed`: 360 test images (20%), then `validation_fraction` of the rest
       (with the default 0.1: 1,293 train, 144 validation).
     - the path of an existing directory laid out
-      `root/<split>/<class>/*.jpg|jpeg|png`, read with the TFDS loader
-      `tfds.folder_dataset.ImageFolder`. `train/` is required; validation is
+      `root/<split>/<class>/*.jpg|jpeg|png`, in the layout and order of the
+      TFDS loader `tfds.folder_dataset.ImageFolder`. Hidden folders and OS or
+      tool debris (`.ipynb_checkpoints`, `__MACOSX`, `@eaDir`, ...) are never
+      splits or classes; a `UserWarning` names what was ignored. `train/` is
+      required (unless `splits` asks for no training data); validation is
       `validation/` or `val/` if present, else the first
       `ceil(validation_fraction * n)` training examples in ImageFolder's
       deterministic order; `test/` if present. Files are checked before
-      anything is built (see `on_bad_image`).
+      anything is built (see `check_images` and `on_bad_image`).
     - any other string: a TFDS catalog name (`"cifar10"`, `"mnist"`, ...)
       read with `tfds.builder(name, data_dir=data_dir)`; validation is the
       `validation` split if any, else `train[:n]` with
@@ -252,9 +297,28 @@ def load_dataset(
             `data_dir` first (needs network). Default False.
         seed: seed of the shuffle and the augmentation (default 0). The split
             of the data does not depend on it.
-        on_bad_image: image folders only: what to do with files that are
-            empty or do not start like a JPEG or PNG. `"error"` (default)
-            raises; `"skip"` leaves them out and warns with their count.
+        on_bad_image: image folders only: what to do with files that fail
+            the check (`check_images`): `"error"` (default) raises, naming
+            them; `"skip"` leaves them out and warns with their count.
+        check_images: image folders only: how each file of the read splits is
+            checked before anything is built, in a parallel `tf.data` map.
+            `"header"` (default): JPEG headers are parsed by libjpeg
+            (`tf.io.extract_jpeg_shape`), other files are decoded in full;
+            `"full"`: every file is decoded; `"none"`: no check. A file is bad
+            when TF's decoder cannot decode it (bytes after a JPEG's end are
+            fine). A file that passes the check and still fails to decode, or
+            any bad file under `"none"`, stops the pipeline with an error that
+            names it (`keras_ninception.data.files.named_decode_error` turns
+            it into a `ValueError`).
+        splits: `None` (default) for train, validation and test, or the
+            splits to read, e.g. `("test",)`: the others are `None`, and an
+            image folder needs only the folders of the splits read (train for
+            a carved validation split).
+        class_names: `None` (default) for the source's class names (an image
+            folder: its sorted class folders), or the names of a model's
+            classes: labels are indices into them; an image folder's class
+            folders map to them by name and must all be among them, a TFDS or
+            embedded source must have exactly these names.
         cache: `True` (default) caches the resized `uint8` images in memory,
             a path string caches them in files `<path>-<split>...` (the only
             thing this function may write), `False` caches nothing.
@@ -265,14 +329,16 @@ def load_dataset(
     Raises:
         ValueError: for an invalid argument (the message ends with
             `Received: arg=value`), an unknown source, an image folder without
-            training images, with fewer than 2 classes, or with bad image
-            files when `on_bad_image="error"`, or a TFDS dataset that is not
-            an image-classification dataset.
+            training images, with fewer than 2 classes, with class folders
+            not in `class_names`, or with bad image files when
+            `on_bad_image="error"`, a TFDS or embedded source whose classes
+            are not `class_names`, or a TFDS dataset that is not an
+            image-classification dataset.
         FileNotFoundError: for a TFDS dataset not prepared in `data_dir` when
             `download` is False.
         RuntimeError: when `download=True` and the download fails.
     """
-    image_size, output_names, cache = _validate_arguments(
+    image_size, output_names, cache, splits, class_names = _validate_arguments(
         source=source,
         image_size=image_size,
         channels=channels,
@@ -284,7 +350,10 @@ def load_dataset(
         download=download,
         seed=seed,
         on_bad_image=on_bad_image,
+        check_images=check_images,
         cache=cache,
+        splits=splits,
+        class_names=class_names,
     )
 
     source_name = os.fspath(source)
@@ -298,6 +367,9 @@ def load_dataset(
             channels=channels,
             validation_fraction=validation_fraction,
             on_bad_image=on_bad_image,
+            check_images=check_images,
+            splits=splits,
+            class_names=class_names,
         )
     else:
         raw = sources.read_tfds(
@@ -308,11 +380,19 @@ def load_dataset(
             download=download,
         )
 
+    if class_names is not None and raw.class_names != class_names:
+        raise ValueError(
+            f"The dataset {raw.source!r} has the classes {list(raw.class_names)[:10]}, not "
+            f"{list(class_names)[:10]} (same names, same order). "
+            f"Received: class_names={list(class_names)[:10]!r}"
+        )
     augment = raw.default_augment if augment is None else augment
     augmenter = pipeline.build_augmenter(augment, raw.channels)
     data_format = keras.config.image_data_format()
 
     def build(split, dataset):
+        if dataset is None or (splits is not None and split not in splits):
+            return None
         return pipeline.build_pipeline(
             dataset,
             split=split,
@@ -332,12 +412,18 @@ def load_dataset(
         input_shape = (raw.channels, height, width)
     else:
         input_shape = (height, width, raw.channels)
+    built = {
+        "train": build("train", raw.train),
+        "validation": build("validation", raw.validation),
+        "test": build("test", raw.test),
+    }
     return DatasetSplits(
-        train=build("train", raw.train),
-        validation=build("validation", raw.validation),
-        test=None if raw.test is None else build("test", raw.test),
+        **built,
         class_names=raw.class_names,
         input_shape=input_shape,
-        num_examples=dict(raw.num_examples),
+        num_examples={
+            split: raw.num_examples[split] if built[split] is not None else 0
+            for split in SPLITS
+        },
         source=raw.source,
     )

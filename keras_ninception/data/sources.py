@@ -12,8 +12,9 @@ The three readers:
 - `read_digits`: the embedded UCI handwritten digits (Alpaydin & Kaynak,
   1998, "Optical Recognition of Handwritten Digits", UCI Machine Learning
   Repository), bundled with scikit-learn as `sklearn.datasets.load_digits`.
-- `read_image_folder`: a `root/<split>/<class>/*.jpg|jpeg|png` folder read
-  with the TFDS loader `tfds.folder_dataset.ImageFolder`.
+- `read_image_folder`: a `root/<split>/<class>/*.jpg|jpeg|png` folder, in the
+  layout and order of the TFDS loader `tfds.folder_dataset.ImageFolder`,
+  listed, checked and decoded by `files.py`.
 - `read_tfds`: a dataset of the TFDS catalog, read with `tfds.builder`.
 
 Nothing here writes to disk or reaches the network, except
@@ -23,26 +24,27 @@ Nothing here writes to disk or reaches the network, except
 import dataclasses
 import math
 import os
+import random
+import socket
+import threading
+import urllib.parse
 import warnings
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from keras_ninception.data import files as files_lib
+
 EMBEDDED_DATASETS = ("digits",)
 
-# The file endings `tfds.folder_dataset.ImageFolder` reads (case-insensitive).
-IMAGE_FILE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-# First bytes of the two formats ImageFolder's files may hold.
-JPEG_SIGNATURE = b"\xff\xd8\xff"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# What a whole file ends with (within its last 64 bytes): the JPEG EOI marker, the PNG IEND chunk.
-JPEG_END = b"\xff\xd9"
-PNG_END = b"IEND"
 # Folder names taken as the validation split of an image folder, by priority.
 VALIDATION_SPLIT_FOLDERS = ("validation", "val")
 # How many bad files an error or warning names before "and N more".
 BAD_FILES_NAMED = 5
+
+# Seconds the connectivity probe before a TFDS download waits for the dataset's host.
+DOWNLOAD_PROBE_TIMEOUT_S = 3.0
 
 # The UCI digits hold 4x4-block counts 0..16 on an 8x8 grid.
 DIGITS_MAX_VALUE = 16
@@ -56,13 +58,14 @@ class SourceSplits:
 
     Attributes:
         train: dataset of `(image, label)`: `uint8` `(h, w, channels)` and
-            `int32` `()`.
-        validation: same structure as `train`.
-        test: same structure, or `None` when the source has no test split.
+            `int32` `()`; `None` when not requested (`splits`).
+        validation: same structure as `train`, or `None` when not requested.
+        test: same structure, or `None` when the source has no test split or
+            it was not requested.
         class_names: names of the classes, indexed by label.
         channels: channel count of every image (1 or 3).
-        num_examples: `{"train": n, "validation": n, "test": n}` (test 0
-            when absent).
+        num_examples: `{"train": n, "validation": n, "test": n}` (0 for a
+            split that is absent or not requested).
         default_augment: the augmentation that suits the source
             (`"crop"` or `"crop_flip"`).
         source: `"digits"`, the folder path, or the TFDS name.
@@ -211,88 +214,8 @@ def read_digits(*, channels, validation_fraction):
 
 
 # ---------------------------------------------------------------------------
-# Image folder: root/<split>/<class>/*.jpg|jpeg|png via tfds ImageFolder.
+# Image folder: root/<split>/<class>/*.jpg|jpeg|png, listed and checked in files.py.
 # ---------------------------------------------------------------------------
-
-
-def list_image_files(root):
-    """Lists the image files of a folder, by split and class.
-
-    Follows the rule of `tfds.folder_dataset.ImageFolder`: every
-    sub-directory of `root` is a split, every sub-directory of a split a
-    class, and every entry of a class whose name ends in `.jpg`, `.jpeg` or
-    `.png` (any case) an image. Paths are joined as ImageFolder joins them, so
-    they equal its `image/filename` feature.
-
-    Args:
-        root: the folder.
-
-    Returns:
-        `{split: {class: [path, ...]}}`, sorted by name.
-    """
-
-    def sub_directories(path):
-        with os.scandir(path) as entries:
-            return sorted(entry.name for entry in entries if entry.is_dir())
-
-    files = {}
-    for split in sub_directories(root):
-        split_dir = os.path.join(root, split)
-        files[split] = {}
-        for class_name in sub_directories(split_dir):
-            class_dir = os.path.join(split_dir, class_name)
-            with os.scandir(class_dir) as entries:
-                names = sorted(
-                    entry.name
-                    for entry in entries
-                    if entry.name.lower().endswith(IMAGE_FILE_EXTENSIONS)
-                )
-            files[split][class_name] = [os.path.join(class_dir, name) for name in names]
-    return files
-
-
-def check_image_file(path):
-    """Checks that a file starts and ends like a JPEG or a PNG.
-
-    Reads only the first 8 and the last 64 bytes, so that 50,000 files take about a
-    second. That finds empty files, other formats renamed `.jpg`, directories named like
-    images, and truncated files (a JPEG ends with the EOI marker `FF D9`, a PNG with its
-    `IEND` chunk). A file whose body is damaged in the middle still fails later, when the
-    pipeline decodes it.
-
-    Args:
-        path: the file.
-
-    Returns:
-        `None` for a good file, else why it is bad: `"empty file"`, `"a directory"`,
-        `"not a JPEG or PNG file"`, `"truncated"` or `"cannot be read (...)"`.
-    """
-    if os.path.isdir(path):
-        return "a directory"
-    try:
-        with open(path, "rb") as file:
-            head = file.read(len(PNG_SIGNATURE))
-            file.seek(max(0, os.fstat(file.fileno()).st_size - 64))
-            tail = file.read()
-    except OSError as err:
-        return f"cannot be read ({err.strerror or err})"
-    if not head:
-        return "empty file"
-    if head.startswith(JPEG_SIGNATURE):
-        return None if JPEG_END in tail else "truncated"
-    if head.startswith(PNG_SIGNATURE):
-        return None if PNG_END in tail else "truncated"
-    return "not a JPEG or PNG file"
-
-
-def find_bad_image_files(paths):
-    """Returns `[(path, reason), ...]` for the files `check_image_file` rejects."""
-    bad = []
-    for path in paths:
-        reason = check_image_file(path)
-        if reason is not None:
-            bad.append((path, reason))
-    return bad
 
 
 def describe_bad_files(bad, root):
@@ -305,20 +228,55 @@ def describe_bad_files(bad, root):
     return named + (f", and {more} more" if more > 0 else "")
 
 
-def read_image_folder(root, *, channels, validation_fraction, on_bad_image):
-    """Reads an image-classification folder with TFDS `ImageFolder`.
+def describe_ignored(ignored):
+    """`"train/.ipynb_checkpoints/, __MACOSX/ and 3 more"` for messages."""
+    named = ", ".join(ignored[:BAD_FILES_NAMED])
+    more = len(ignored) - BAD_FILES_NAMED
+    return named + (f" and {more} more" if more > 0 else "")
 
-    Layout: `root/<split>/<class>/*.jpg|jpeg|png`. The split `train` is
-    required. Validation is the split `validation` (or else `val`) when
-    present, otherwise the first `ceil(validation_fraction * n)` examples of
-    train in ImageFolder's deterministic order (it shuffles each split with a
-    fixed seed), so the carve is stable across runs. `test` is used when
-    present. Class names are ImageFolder's sorted labels over all splits.
 
-    Before any dataset is built, the files of the used splits are checked
-    (`check_image_file`: first 8 bytes only). Files are decoded with
-    `tf.io.decode_image(channels=channels, expand_animations=False)`, so
-    grayscale files give RGB and the reverse.
+def _folder_examples(split_files, split_folder, label_of):
+    """ImageFolder's deterministic order of a split: `[(path, label), ...]`.
+
+    Classes sorted, files sorted within a class, then shuffled with
+    `random.Random(split_folder)`, as `tfds.folder_dataset.ImageFolder` orders them, so that
+    a validation split carved from train holds the same images as with ImageFolder.
+    """
+    examples = [
+        (path, label_of[class_name])
+        for class_name in sorted(split_files)
+        for path in split_files[class_name]
+    ]
+    random.Random(split_folder).shuffle(examples)
+    return examples
+
+
+def read_image_folder(
+    root,
+    *,
+    channels,
+    validation_fraction,
+    on_bad_image,
+    check_images="header",
+    splits=None,
+    class_names=None,
+):
+    """Reads an image-classification folder `root/<split>/<class>/*.jpg|jpeg|png`.
+
+    The layout and order of TFDS `tfds.folder_dataset.ImageFolder`, listed by
+    `files.list_image_folder`: hidden folders and OS/tool debris (`.ipynb_checkpoints`,
+    `__MACOSX`, ...) are never splits or classes, and a `UserWarning` says what was ignored.
+    Validation is the split `validation` (or else `val`) when present, otherwise the first
+    `ceil(validation_fraction * n)` examples of train in ImageFolder's deterministic order
+    (it shuffles each split with a fixed seed), so the carve is stable across runs. `test`
+    is used when present. Only the folders of the requested `splits` are read: a folder with
+    only `test/` serves `splits=("test",)`.
+
+    Before any dataset is built, the files of the read splits are checked in parallel
+    (`files.find_bad_image_files` with `check_images`). Files are decoded with
+    `files.decode_image` (`tf.io.decode_image(channels=channels, expand_animations=False)`;
+    a CMYK JPEG is decoded to RGB, then gray for `channels=1`); a file that fails to decode
+    in the pipeline stops it with an error naming the file (`files.named_decode_error`).
 
     Args:
         root: the folder.
@@ -327,56 +285,92 @@ def read_image_folder(root, *, channels, validation_fraction, on_bad_image):
             folder has no validation split, in (0, 1).
         on_bad_image: `"error"` to raise on bad files, `"skip"` to leave them
             out with a `UserWarning` giving their count.
+        check_images: `"header"` (default), `"full"` or `"none"` (see `files`).
+        splits: the splits to read, a subset of `("train", "validation", "test")`, or `None`
+            for all three (then `train/` is required, with at least 2 classes).
+        class_names: `None` to name the classes by the sorted class folders of the read
+            splits, or the names (a model's) that folder names map to; then every class
+            folder must be one of them.
 
     Returns:
-        A `SourceSplits` with default augmentation `"crop_flip"`.
+        A `SourceSplits` with default augmentation `"crop_flip"`; a split not requested, or
+        a `test/` the folder lacks, is `None`.
 
     Raises:
-        ValueError: if the folder has no `train` split or no image in it,
-            fewer than 2 classes with training images, too few training
-            images to carve validation, or (with `on_bad_image="error"`)
-            bad image files, named in the message.
+        ValueError: if a needed `train/` split holds no image, training has fewer than 2
+            classes, there are too few training images to carve validation, a class folder
+            is not in `class_names`, a read `validation/`, `val/` or `test/` has no readable
+            image, or (with `on_bad_image="error"`) files fail the check, named in the
+            message.
     """
     root_name = os.fspath(root)
     root = os.path.expanduser(root_name)
     channels = 3 if channels is None else channels
+    wanted = ("train", "validation", "test") if splits is None else tuple(splits)
 
-    files = list_image_files(root)
-    train_files = files.get("train", {})
-    num_train_files = sum(len(paths) for paths in train_files.values())
-    if num_train_files == 0:
-        found = ", ".join(f"{split}/" for split in files) or "nothing"
+    split_folders = files_lib.split_folders(root)
+    validation_folder = next(
+        (name for name in VALIDATION_SPLIT_FOLDERS if name in split_folders), None
+    )
+    # Without a validation folder, validation is carved from train: reading either needs both.
+    carve = validation_folder is None and ("validation" in wanted or "train" in wanted)
+    needed = []
+    if "train" in wanted or carve:
+        needed.append("train")
+    if "validation" in wanted and validation_folder is not None:
+        needed.append(validation_folder)
+    if "test" in wanted and "test" in split_folders:
+        needed.append("test")
+    listing = files_lib.list_image_folder(root, splits=needed)
+    files = listing.files
+    if listing.ignored:
+        warnings.warn(
+            f"Ignored in the image folder {root_name!r} (hidden and OS or tool folders and "
+            f"files are never splits, classes or images): {describe_ignored(listing.ignored)}.",
+            stacklevel=3,
+        )
+
+    if "train" in needed and not any(files.get("train", {}).values()):
+        found = ", ".join(f"{split}/" for split in split_folders) or "nothing"
+        why = "" if "train" in wanted else (
+            f" (the validation split is carved from train/ when there is no "
+            f"{' or '.join(f'{name}/' for name in VALIDATION_SPLIT_FOLDERS)})"
+        )
         raise ValueError(
-            f"The image folder {root_name!r} has no training images: it needs "
+            f"The image folder {root_name!r} has no training images{why}: it needs "
             "the layout root/train/<class>/*.jpg|jpeg|png (optionally also "
             f"validation/ or val/, and test/). Found splits: {found}."
         )
-    validation_split = next(
-        (name for name in VALIDATION_SPLIT_FOLDERS if name in files), None
-    )
-    used_splits = [
-        split for split in ("train", validation_split, "test") if split in files
-    ]
 
-    bad = find_bad_image_files(
-        path
-        for split in used_splits
-        for paths in files[split].values()
-        for path in paths
+    if class_names is None:
+        class_names = tuple(sorted({name for split in needed for name in files[split]}))
+    else:
+        class_names = tuple(class_names)
+        unknown = [
+            f"{split}/{name}/"
+            for split in needed
+            for name in files[split]
+            if name not in class_names
+        ]
+        if unknown:
+            raise ValueError(
+                f"The image folder {root_name!r} has class folders that are not classes of "
+                f"the model: {describe_ignored(unknown)}. Its classes: "
+                f"{', '.join(class_names[:20])}{' ...' if len(class_names) > 20 else ''}. "
+                "Rename or remove those folders."
+            )
+    label_of = {name: index for index, name in enumerate(class_names)}
+
+    bad = files_lib.find_bad_image_files(
+        (path for split in needed for paths in files[split].values() for path in paths),
+        check_images,
+        channels,
     )
-    directories = [path for path, reason in bad if reason == "a directory"]
-    if directories:
-        # ImageFolder reads every entry it lists before any filter could drop it.
-        raise ValueError(
-            f"The image folder {root_name!r} has directories named like image files: "
-            f"{describe_bad_files([(d, 'a directory') for d in directories], root)}. "
-            "Rename or move them."
-        )
     if bad and on_bad_image == "error":
         raise ValueError(
-            f"The image folder {root_name!r} has {len(bad)} unreadable image "
-            f"file(s) (empty, truncated, or not a JPEG or PNG): "
-            f"{describe_bad_files(bad, root)}. Fix or remove them, or pass "
+            f"The image folder {root_name!r} has {len(bad)} unreadable image file(s) (TF's "
+            f"decoder cannot read them): {describe_bad_files(bad, root)}. Fix or remove "
+            "them, or pass "
             "`on_bad_image='skip'` to leave them out."
         )
     if bad:
@@ -387,95 +381,56 @@ def read_image_folder(root, *, channels, validation_fraction, on_bad_image):
         )
     bad_paths = {path for path, _ in bad}
 
-    def good_count(split):
-        return sum(
-            1
-            for paths in files[split].values()
-            for path in paths
-            if path not in bad_paths
-        )
-
-    train_classes = sorted(
-        class_name
-        for class_name, paths in train_files.items()
-        if any(path not in bad_paths for path in paths)
-    )
-    if len(train_classes) < 2:
-        raise ValueError(
-            f"The image folder {root_name!r} has training images of "
-            f"{len(train_classes)} class(es) ({', '.join(train_classes)}): a "
-            "classifier needs at least 2 classes, one sub-folder of train/ "
-            "each."
-        )
-
-    builder = tfds.folder_dataset.ImageFolder(root)
-    class_names = tuple(builder.info.features["label"].names)
-
-    def read_split(split):
-        dataset = builder.as_dataset(
-            split=split,
-            shuffle_files=False,
-            decoders={"image": tfds.decode.SkipDecoding()},
-        )
-        split_bad = [
-            path
-            for paths in files[split].values()
-            for path in paths
-            if path in bad_paths
+    examples = {
+        split: [
+            example
+            for example in _folder_examples(files[split], split, label_of)
+            if example[0] not in bad_paths
         ]
-        if split_bad:
-            bad_constant = tf.constant(split_bad)
-            dataset = dataset.filter(
-                lambda example: tf.reduce_all(
-                    tf.not_equal(example["image/filename"], bad_constant)
-                )
-            )
-        return dataset
-
-    def decode(dataset, num_examples):
-        dataset = with_cardinality(dataset, num_examples)
-        return dataset.map(
-            lambda example: (
-                tf.io.decode_image(
-                    example["image"], channels=channels, expand_animations=False
-                ),
-                tf.cast(example["label"], tf.int32),
-            ),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-
-    for split in (validation_split, "test"):
-        if split in files and good_count(split) == 0:
+        for split in needed
+    }
+    for split in needed:
+        if split != "train" and not examples[split]:
             raise ValueError(
                 f"The image folder {root_name!r} has a {split}/ split with no readable "
                 f"images. Add images to {split}/<class>/ or remove the {split}/ folder."
             )
+    if splits is None:
+        train_classes = sorted({class_names[label] for _, label in examples["train"]})
+        if len(train_classes) < 2:
+            raise ValueError(
+                f"The image folder {root_name!r} has training images of "
+                f"{len(train_classes)} class(es) ({', '.join(train_classes)}): a "
+                "classifier needs at least 2 classes, one sub-folder of train/ "
+                "each."
+            )
 
-    num_train = good_count("train")
-    train = read_split("train")
-    if validation_split is not None:
-        num_validation = good_count(validation_split)
-        validation = read_split(validation_split)
-    else:
+    if carve:
         num_validation = num_validation_examples(
-            num_train, validation_fraction, f"The image folder {root_name!r}"
+            len(examples["train"]), validation_fraction, f"The image folder {root_name!r}"
         )
-        validation = train.take(num_validation)
-        train = train.skip(num_validation)
-        num_train -= num_validation
-    num_test = good_count("test") if "test" in files else 0
-    test = decode(read_split("test"), num_test) if "test" in files else None
+        examples["validation"] = examples["train"][:num_validation]
+        examples["train"] = examples["train"][num_validation:]
+    elif validation_folder in examples:
+        examples["validation"] = examples.pop(validation_folder)
+
+    def decode(split):
+        if split not in wanted or split not in examples:
+            return None
+        paths, labels = zip(*examples[split])
+        return with_cardinality(
+            files_lib.decode_image_files(paths, labels, channels), len(paths)
+        )
 
     return SourceSplits(
-        train=decode(train, num_train),
-        validation=decode(validation, num_validation),
-        test=test,
+        train=decode("train"),
+        validation=decode("validation"),
+        test=decode("test"),
         class_names=class_names,
         channels=channels,
         num_examples={
-            "train": num_train,
-            "validation": num_validation,
-            "test": num_test,
+            split: len(examples[split]) if split in wanted and split in examples else 0
+            for split in ("train", "validation", "test")
         },
         default_augment="crop_flip",
         source=root_name,
@@ -485,6 +440,58 @@ def read_image_folder(root, *, channels, validation_fraction, on_bad_image):
 # ---------------------------------------------------------------------------
 # TFDS catalog: tfds.builder(name).
 # ---------------------------------------------------------------------------
+
+
+def download_addresses(builder):
+    """The `(host, port)` pairs a TFDS builder downloads from, first seen first.
+
+    From the URLs of its registered checksums (`builder.url_infos`, the URLs
+    `download_and_prepare` fetches); `[]` when TFDS does not list them.
+    """
+    try:
+        urls = list(builder.url_infos or {})
+    except Exception:  # A builder without a checksums file: nothing to probe.
+        return []
+    addresses = []
+    for url in urls:
+        parts = urllib.parse.urlsplit(url)
+        if parts.hostname:
+            address = (parts.hostname, parts.port or (80 if parts.scheme == "http" else 443))
+            if address not in addresses:
+                addresses.append(address)
+    return addresses
+
+
+def probe_connection(address, timeout=DOWNLOAD_PROBE_TIMEOUT_S):
+    """Opens and closes a TCP connection to `(host, port)` within `timeout` seconds.
+
+    The name lookup has no timeout of its own, so the probe runs in a daemon thread that is
+    abandoned after `timeout`.
+
+    Returns:
+        `None` when the host accepted the connection, else why not (a string).
+    """
+    outcome = {}
+
+    def connect():
+        try:
+            socket.create_connection(address, timeout=timeout).close()
+            outcome["error"] = None
+        except OSError as err:
+            outcome["error"] = f"{type(err).__name__}: {err}"
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return outcome.get("error", f"no answer within {timeout:g} s")
+
+
+def _download_error(name, builder, reason):
+    return RuntimeError(
+        f"Could not download and prepare the TFDS dataset {name!r} "
+        f"into data_dir {os.fspath(builder.data_dir_root)!r}: {reason}. Downloading "
+        "needs network access; offline, point data_dir to a prepared copy."
+    )
 
 
 def read_tfds(name, *, channels, validation_fraction, data_dir, download):
@@ -506,7 +513,10 @@ def read_tfds(name, *, channels, validation_fraction, data_dir, download):
         data_dir: where TFDS keeps prepared datasets; `None` for the TFDS
             default (`~/tensorflow_datasets` or `$TFDS_DATA_DIR`).
         download: whether to call `download_and_prepare()` first (needs
-            network; writes into `data_dir`).
+            network; writes into `data_dir`). When the dataset is not prepared yet, a
+            TCP connection to the first host it downloads from is tried first
+            (`probe_connection`, 3 s), so that offline it fails within seconds rather
+            than after minutes of retries.
 
     Returns:
         A `SourceSplits`; default augmentation `"crop"` for grayscale
@@ -517,7 +527,8 @@ def read_tfds(name, *, channels, validation_fraction, data_dir, download):
             image-classification dataset.
         FileNotFoundError: if the dataset is not prepared in `data_dir` and
             `download` is False.
-        RuntimeError: if `download_and_prepare()` fails (e.g. offline).
+        RuntimeError: if the download host cannot be reached or
+            `download_and_prepare()` fails (e.g. offline).
     """
     try:
         builder = tfds.builder(name, data_dir=data_dir)
@@ -531,15 +542,15 @@ def read_tfds(name, *, channels, validation_fraction, data_dir, download):
         ) from err
 
     if download:
+        # Offline, TFDS retries each URL for minutes: probe its first host for seconds.
+        for host, port in [] if builder.is_prepared() else download_addresses(builder)[:1]:
+            reason = probe_connection((host, port))
+            if reason is not None:
+                raise _download_error(name, builder, f"cannot connect to {host}:{port} ({reason})")
         try:
             builder.download_and_prepare()
         except Exception as err:
-            raise RuntimeError(
-                f"Could not download and prepare the TFDS dataset {name!r} "
-                f"into data_dir {os.fspath(builder.data_dir_root)!r}: "
-                f"{type(err).__name__}: {err}. Downloading needs network "
-                "access; offline, point data_dir to a prepared copy."
-            ) from err
+            raise _download_error(name, builder, f"{type(err).__name__}: {err}") from err
     if not builder.is_prepared():
         raise FileNotFoundError(
             f"The TFDS dataset {name!r} is not prepared in data_dir "

@@ -38,12 +38,12 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from keras_ninception.checks import check_bool, check_choice
+from keras_ninception.checks import check_bool, check_choice, check_int
 from keras_ninception.data.pipeline import resize_image, scale_images
 from keras_ninception.models import to_inference_model
 from keras_ninception.models.common import with_keras_batch_normalization
 from keras_ninception.training.precision import to_float32
-from keras_ninception.options import EXPORT_FORMATS
+from keras_ninception.options import EXPORT_FORMATS, INT8_FORMATS
 
 FORMATS = EXPORT_FORMATS
 METADATA_FILE = "metadata.json"
@@ -58,12 +58,18 @@ INPUTS = {
     "argument 'images'; resized and scaled inside",
     "litert": "uint8 (batch, height, width, channels) at image_size (batch 1 by default); "
     "signature 'serve', input 'images'; scaled inside, resize first",
+    "onnx": "uint8 (batch, height, width, channels) at image_size, any batch; input 'images'; "
+    "scaled inside, resize first",
+    "openvino": "uint8 (batch, height, width, channels) at image_size, any batch; input 'images'; "
+    "scaled inside, resize first",
 }
 OUTPUTS = {
     "keras": "float32 (batch, num_classes) probabilities",
     "saved_model": "probabilities float32 (batch, num_classes), class_index int64 (batch,), "
     "class_name string (batch,); signature 'class_names' returns class_names string (num_classes,)",
     "litert": "probabilities float32 (batch, num_classes)",
+    "onnx": "probabilities float32 (batch, num_classes), the only output",
+    "openvino": "probabilities float32 (batch, num_classes), the only output",
 }
 
 
@@ -347,12 +353,38 @@ def export_litert(model, path, class_names, *, overwrite=False, source=None):
 EXPORTERS = {"keras": export_keras, "saved_model": export_saved_model, "litert": export_litert}
 
 
-def default_export_dir(run_dir, format):
-    """`RUN_DIR/export/<format>`."""
-    return os.path.join(run_dir, "export", format)
+def default_export_dir(run_dir, format, int8=False):
+    """`RUN_DIR/export/<format>`, or `RUN_DIR/export/<format>-int8`."""
+    return os.path.join(run_dir, "export", f"{format}-int8" if int8 else format)
 
 
-def export_run(run_dir, format, output=None, *, overwrite=False):
+def _runtime_exporter(format):
+    """The exporter of a format, the ONNX and OpenVINO ones imported only when asked for."""
+    if format in ("onnx", "openvino"):
+        from keras_ninception.deploy import runtimes
+
+        return {"onnx": runtimes.export_onnx, "openvino": runtimes.export_openvino}[format]
+    return EXPORTERS[format]
+
+
+def _export_int8(format, model, run_model, config, output, class_names, overwrite, source, calibration_images):
+    """The int8 export of `format` (`INT8_FORMATS`), calibrated on the run's train split."""
+    from keras_ninception.deploy.quantize import export_litert_int8, representative_images
+
+    if format == "openvino":  # the missing extra is reported before the images are read
+        from keras_ninception.extras import require
+
+        require("openvino", "openvino", "OpenVINO export")
+        require("nncf", "openvino", "OpenVINO int8 export")
+    images = representative_images(run_model, config, calibration_images)
+    if format == "litert":
+        return export_litert_int8(model, output, class_names, images, overwrite=overwrite, source=source)
+    return _runtime_exporter(format)(
+        model, output, class_names, overwrite=overwrite, source=source, calibration_images=images
+    )
+
+
+def export_run(run_dir, format, output=None, *, overwrite=False, int8=False, calibration_images=None):
     """Exports the inference model (aux heads dropped) of a completed run.
 
     Loads `RUN_DIR/model.keras` with `load_run` (safe mode), takes
@@ -361,28 +393,50 @@ def export_run(run_dir, format, output=None, *, overwrite=False):
 
     Args:
         run_dir: a run folder written by `train` or `tune`.
-        format: `"keras"`, `"saved_model"` or `"litert"` (see the module docstring).
-        output: the export folder; default `RUN_DIR/export/<format>`.
+        format: `"keras"`, `"saved_model"`, `"litert"`, `"onnx"` or `"openvino"` (see
+            the module docstring and `deploy.runtimes`; the last two need the `[onnx]` or
+            `[openvino]` extra).
+        output: the export folder; default `RUN_DIR/export/<format>` (`<format>-int8`
+            with `int8`).
         overwrite: replace an export already at `output`.
+        int8: post-training int8 quantization (`deploy.quantize`), for `"openvino"` (NNCF)
+            and `"litert"` (full integer), calibrated on the run's own train split.
+        calibration_images: int >= 1, images of the representative set; default 300
+            (`quantize.DEFAULT_CALIBRATION_IMAGES`). Only with `int8`.
 
     Returns:
         The export folder.
 
     Raises:
-        ValueError: an unknown format, or a run folder whose files cannot be read.
+        ValueError: an unknown format, `int8` for a format without it, a bad
+            `calibration_images`, or a run folder whose files cannot be read.
         FileNotFoundError: `run_dir` is not a completed run.
         FileExistsError: `output` exists and `overwrite` is False, or is not an export.
         RuntimeError: the LiteRT conversion failed.
+        MissingExtraError: the format's extra is not installed (nothing was written).
     """
     from keras_ninception.training.evaluate import load_run
 
     check_choice("format", format, FORMATS)
-    output = default_export_dir(run_dir, format) if output is None else output
+    check_bool("int8", int8)
+    if int8:
+        if format not in INT8_FORMATS:
+            raise ValueError(f"`int8` applies to the formats {list(INT8_FORMATS)}. Received: format={format!r}, int8=True")
+        from keras_ninception.deploy.quantize import DEFAULT_CALIBRATION_IMAGES
+
+        calibration_images = DEFAULT_CALIBRATION_IMAGES if calibration_images is None else calibration_images
+        check_int("calibration_images", calibration_images)
+    elif calibration_images is not None:
+        raise ValueError(f"`calibration_images` is only for int8 exports. Received: calibration_images={calibration_images!r}")
+    output = default_export_dir(run_dir, format, int8) if output is None else output
     _check_target(os.fspath(output), overwrite)  # before loading the model
     model, config = load_run(run_dir)
     class_names = config.get("class_names")
     if not isinstance(class_names, list):
         raise ValueError(f"{os.path.join(run_dir, 'config.json')!r} has no list of 'class_names'.")
-    return EXPORTERS[format](
-        inference_model(model), output, class_names, overwrite=overwrite, source=os.path.abspath(run_dir)
-    )
+    source = os.path.abspath(run_dir)
+    if int8:
+        return _export_int8(
+            format, inference_model(model), model, config, output, class_names, overwrite, source, calibration_images
+        )
+    return _runtime_exporter(format)(inference_model(model), output, class_names, overwrite=overwrite, source=source)

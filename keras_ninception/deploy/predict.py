@@ -5,7 +5,10 @@
 - a run folder (`config.json` + `model.keras`): its inference model (aux heads dropped);
 - a `.keras` file, or a `keras` export folder (`model.keras` + `metadata.json`);
 - a SavedModel folder (`saved_model.pb`; the `saved_model` export);
-- a `.tflite` file, or a `litert` export folder (`model.tflite` + `metadata.json`).
+- a `.tflite` file, or a `litert` export folder (`model.tflite` + `metadata.json`);
+- a `.onnx` file, or an `onnx` export folder: run by ONNX Runtime (the `[onnx]` extra);
+- an OpenVINO `.xml` file, or an `openvino` export folder: run by OpenVINO on the CPU (the
+  `[openvino]` extra), in float32 unless `precision` says otherwise.
 
 Class names come from the run's `config.json`, the export's `metadata.json`, or the
 SavedModel's `class_names` signature; a bare `.keras` or `.tflite` file with neither beside
@@ -13,14 +16,17 @@ it gets the class indices `"0"`, `"1"`, ... as names.
 
 Images: JPEG or PNG files of any size, decoded with
 `tf.io.decode_image(channels=C, expand_animations=False)` for the model's channel count `C`,
-as the training pipeline decodes an image folder: gray files become RGB (the channel
-repeated) for an RGB model, RGB files become gray for a gray model (the decoder's
-luminance), and an alpha channel is dropped. Then the training preprocessing (bilinear
+by the training pipeline's own decoder (`keras_ninception.data.files.decode_image`): gray
+files become RGB (the channel repeated) for an RGB model, RGB files become gray for a gray
+model (the decoder's luminance; a CMYK JPEG through RGB and `tf.image.rgb_to_grayscale`),
+and an alpha channel is dropped. Then the training preprocessing (bilinear
 resize to the model's size, round to `uint8`, `x / 127.5 - 1`) runs, in Python for Keras
-models and inside the SavedModel and the LiteRT model (whose caller, here, resizes).
+models and inside the SavedModel, and the LiteRT, ONNX and OpenVINO models (whose caller,
+here, resizes).
 
-Every file is read and checked before anything is predicted: a missing, empty, damaged or
-non-image file, or a directory, gives one error that names every bad file.
+Every file is read and decoded before anything is predicted: a missing, empty, damaged or
+non-image file, or a directory, gives one error that names every bad file. A file is
+damaged when the decoder cannot decode it.
 """
 
 import json
@@ -31,9 +37,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_ninception.checks import check_int
+from keras_ninception.checks import check_choice, check_int
 from keras_ninception.data.pipeline import resize_image
-from keras_ninception.data.sources import check_image_file
+from keras_ninception.data.files import read_image_file
 from keras_ninception.deploy.export import (
     KERAS_FILE,
     LITERT_FILE,
@@ -43,6 +49,7 @@ from keras_ninception.deploy.export import (
     input_geometry,
     preprocess,
 )
+from keras_ninception.deploy.runtimes import ONNX_FILE, OPENVINO_FILE
 
 DEFAULT_TOP_K = 5
 # Bad files named in one error message; the rest are counted.
@@ -100,7 +107,7 @@ class Predictor:
     """Class probabilities of `uint8` images with one loaded model.
 
     Attributes:
-        kind: `"run"`, `"keras"`, `"saved_model"` or `"litert"`.
+        kind: `"run"`, `"keras"`, `"saved_model"`, `"litert"`, `"onnx"` or `"openvino"`.
         path: what was loaded.
         class_names: list of str, one per class.
         channels: 1 or 3, the model's input channels.
@@ -119,6 +126,10 @@ class Predictor:
     def probabilities(self, image):
         """`float32` `(num_classes,)` class probabilities of one `uint8` `(h, w, C)` image."""
         return np.asarray(self._probabilities(tf.convert_to_tensor(image, tf.uint8)[None]))[0]
+
+    def batch_probabilities(self, images):
+        """`float32` `(batch, num_classes)` of a `uint8` `(batch, h, w, C)` batch (one size)."""
+        return np.asarray(self._probabilities(tf.convert_to_tensor(images, tf.uint8)))
 
 
 def _keras_predictor(kind, path, model, class_names):
@@ -173,13 +184,67 @@ def _litert_predictor(path):
     )
 
 
-def load_predictor(path):
+def _onnx_predictor(path):
+    """ONNX Runtime (CPU) on a `.onnx` file of `export --format onnx` (the `[onnx]` extra)."""
+    from keras_ninception.extras import require
+
+    onnxruntime = require("onnxruntime", "onnx", "Predicting with an ONNX model")
+    try:
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own exception types for bad files
+        raise ValueError(f"{path!r} is not a readable ONNX model ({str(error).splitlines()[0][:200]}).") from None
+    (model_input,) = session.get_inputs()
+    _, height, width, channels = model_input.shape
+    image_size = (int(height), int(width))
+    num_classes = int(session.get_outputs()[0].shape[-1])
+
+    def probabilities(images):
+        return session.run(None, {model_input.name: resize_image(images, image_size).numpy()})[0]
+
+    return Predictor("onnx", path, _class_names_beside(path, num_classes), int(channels), image_size, probabilities)
+
+
+# OpenVINO's CPU compute precision for predict: float32, so the top-k matches the Keras model
+# (OpenVINO's own default is bfloat16 on CPUs with AVX512-BF16 or AMX).
+OPENVINO_PRECISIONS = {"float32": "f32", "bfloat16": "bf16", "auto": None}
+
+
+def _openvino_predictor(path, precision="float32"):
+    """OpenVINO (CPU) on a `.xml` file of `export --format openvino` (the `[openvino]` extra)."""
+    from keras_ninception.extras import require
+
+    ov = require("openvino", "openvino", "Predicting with an OpenVINO model")
+    check_choice("precision", precision, tuple(OPENVINO_PRECISIONS))  # the options' OPENVINO_PRECISIONS
+    config = {} if OPENVINO_PRECISIONS[precision] is None else {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[precision]}
+    core = ov.Core()
+    try:
+        compiled = core.compile_model(core.read_model(path), "CPU", config)
+    except RuntimeError as error:
+        raise ValueError(f"{path!r} is not a readable OpenVINO model ({str(error).splitlines()[0][:200]}).") from None
+    shape = compiled.inputs[0].get_partial_shape()
+    height, width, channels = (shape[axis].get_length() for axis in (1, 2, 3))
+    image_size = (int(height), int(width))
+    num_classes = int(compiled.outputs[0].get_partial_shape()[-1].get_length())
+    request = compiled.create_infer_request()
+
+    def probabilities(images):
+        return request.infer({0: resize_image(images, image_size).numpy()})[0].copy()
+
+    return Predictor("openvino", path, _class_names_beside(path, num_classes), int(channels), image_size, probabilities)
+
+
+def load_predictor(path, precision="float32"):
     """Loads a run folder or an export for prediction (see the module docstring).
 
     `.keras` files load with Keras' safe mode, without `custom_objects`.
 
     Args:
-        path: a run folder, a `.keras` or `.tflite` file, or an export folder.
+        path: a run folder, a `.keras`, `.tflite`, `.onnx` or OpenVINO `.xml` file, or
+            an export folder.
+        precision: OpenVINO's CPU compute precision, `"float32"` (default: the Keras
+            model's probabilities), `"bfloat16"`, or `"auto"` (OpenVINO's default:
+            bfloat16 on CPUs with AVX512-BF16 or AMX). Other runtimes compute in float32
+            (int8 models in int8).
 
     Returns:
         A `Predictor`.
@@ -203,40 +268,40 @@ def load_predictor(path):
             return _keras_predictor("run", path, model, names)
         if os.path.isfile(os.path.join(path, SAVED_MODEL_FILE)):
             return _saved_model_predictor(path)
-        for name in (KERAS_FILE, LITERT_FILE):
+        for name in (KERAS_FILE, LITERT_FILE, ONNX_FILE, OPENVINO_FILE):
             if os.path.isfile(os.path.join(path, name)):
-                return load_predictor(os.path.join(path, name))
+                return load_predictor(os.path.join(path, name), precision)
         raise ValueError(
             f"{path!r} is neither a run folder (config.json + model.keras) nor an export "
-            f"({KERAS_FILE}, {SAVED_MODEL_FILE} or {LITERT_FILE})."
+            f"({KERAS_FILE}, {SAVED_MODEL_FILE}, {LITERT_FILE}, {ONNX_FILE} or {OPENVINO_FILE})."
         )
     if path.endswith(".keras"):
         model = inference_model(_load_keras(path))
         return _keras_predictor("keras", path, model, _class_names_beside(path, model.outputs[0].shape[-1]))
     if path.endswith(".tflite"):
         return _litert_predictor(path)
+    if path.endswith(".onnx"):
+        return _onnx_predictor(path)
+    if path.endswith(".xml"):
+        return _openvino_predictor(path, precision)
     raise ValueError(
-        f"{path!r} is not a model: expected a run folder, a .keras or .tflite file, or an "
-        "export folder."
+        f"{path!r} is not a model: expected a run folder, a .keras, .tflite, .onnx or OpenVINO "
+        ".xml file, or an export folder."
     )
 
 
 def read_image(path, channels):
-    """Reads one JPEG or PNG file as a `uint8` `(h, w, channels)` array.
+    """Reads one image file as a `uint8` `(h, w, channels)` array, as training decodes it.
+
+    `keras_ninception.data.files.read_image_file`: the pipeline's decoder, so a file is
+    accepted exactly when TF's decoder decodes it (a JPEG with bytes after its end marker
+    is; a CMYK JPEG gives gray through RGB).
 
     Raises:
-        ValueError: the file is missing, empty, a directory, not a JPEG or PNG, truncated
-            or cannot be decoded; the message names the file and why.
+        ValueError: the file is missing, empty, a directory, not an image, or cannot be
+            decoded (damaged or truncated); the message names the file and why.
     """
-    reason = check_image_file(path)
-    if reason is None:
-        try:
-            return tf.io.decode_image(
-                tf.io.read_file(path), channels=channels, expand_animations=False
-            ).numpy()
-        except tf.errors.OpError as error:
-            reason = f"cannot be decoded ({error.message.splitlines()[0][:100]})"
-    raise ValueError(f"{path} ({reason})")
+    return read_image_file(path, channels)
 
 
 def read_images(paths, channels):
@@ -272,7 +337,7 @@ def rank_classes(probabilities, class_names, k):
     return [(class_names[i], float(probabilities[i])) for i in order]
 
 
-def predict_files(model_path, image_paths, top_k=None):
+def predict_files(model_path, image_paths, top_k=None, precision="float32"):
     """Top-k classes of each image file.
 
     Args:
@@ -280,6 +345,7 @@ def predict_files(model_path, image_paths, top_k=None):
         image_paths: JPEG or PNG files, any size, gray or RGB.
         top_k: classes per image, in [1, num_classes]; default
             `min(5, num_classes)`.
+        precision: OpenVINO's compute precision (see `load_predictor`).
 
     Returns:
         `[{"file": path, "predictions": [{"class_name": str, "probability": float}, ...]}]`,
@@ -290,7 +356,7 @@ def predict_files(model_path, image_paths, top_k=None):
             files (all named; nothing is predicted).
         FileNotFoundError: `model_path` does not exist.
     """
-    predictor = load_predictor(model_path)
+    predictor = load_predictor(model_path, precision)
     num_classes = len(predictor.class_names)
     if top_k is None:
         top_k = min(DEFAULT_TOP_K, num_classes)

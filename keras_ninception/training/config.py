@@ -11,7 +11,7 @@ import os
 import re
 
 from keras_ninception.checks import check_bool, check_choice, check_int, check_number
-from keras_ninception.options import MAX_SUMMARY_IMAGES, MODELS, OPTIMIZERS, PRECISIONS, STRATEGIES
+from keras_ninception.options import CHECK_IMAGES, MAX_SUMMARY_IMAGES, MODELS, ON_BAD_IMAGE, OPTIMIZERS, PRECISIONS, STRATEGIES
 from keras_ninception.training import recipes
 
 DEFAULT_RUNS_DIR = "saved_models"
@@ -21,7 +21,7 @@ OUTPUT_NAMES = ("main", "aux1", "aux2")
 DEFAULT_IMAGE_SIZES = {"digits": 24}
 # TrainConfig fields that say how and where a run is executed, not what it trains: they are
 # not compared when the same command resumes a run, and `resume` takes them from the call.
-EXECUTION_FIELDS = ("run_dir", "strategy")
+EXECUTION_FIELDS = ("run_dir", "strategy", "check_images")
 # TrainConfig fields that say what is logged, not how the model is trained.
 MONITORING_FIELDS = ("image_summary_freq", "num_summary_images", "histogram_freq", "profile_batch")
 
@@ -67,6 +67,10 @@ class TrainConfig:
         download: bool, let TFDS download a named dataset. Default False.
         run_dir: the run folder; None makes `saved_models/<model>-<dataset>-<time>`.
         on_bad_image: `"error"` (default) or `"skip"` for unreadable files in a folder.
+        check_images: how the files of an image folder are checked before training:
+            `"header"` (default: JPEG headers parsed, other files decoded), `"full"` (every
+            file decoded) or `"none"` (see `load_dataset`). How a run is executed, not what
+            it trains: a run may resume with another mode.
         image_summary_freq: int >= 0, epochs between the confusion-matrix and validation-
             image summaries in TensorBoard (`monitoring.ValidationImageSummaries`); 0 turns
             them off. Default 1.
@@ -117,6 +121,7 @@ class TrainConfig:
     download: bool = False
     run_dir: str | None = None
     on_bad_image: str = "error"
+    check_images: str = "header"
     image_summary_freq: int = 1
     num_summary_images: int = 16
     histogram_freq: int = 0
@@ -139,6 +144,8 @@ class TrainConfig:
         check_choice("model", self.model, MODELS)
         check_choice("strategy", self.strategy, STRATEGIES)
         check_choice("precision", self.precision, PRECISIONS)
+        check_choice("on_bad_image", self.on_bad_image, ON_BAD_IMAGE)
+        check_choice("check_images", self.check_images, CHECK_IMAGES)
         if self.recipe is not None:
             check_choice("recipe", self.recipe, tuple(recipes.RECIPES))
         if self.epochs is not None:

@@ -79,11 +79,15 @@ def check_compatible(model, splits, class_names=None):
         )
 
 
-def load_run_splits(model, config, dataset=None, data_dir=None, download=False, batch_size=None):
+def load_run_splits(model, config, dataset=None, data_dir=None, download=False, batch_size=None, splits=None):
     """The dataset of a run (or `dataset`), read as the run was trained, checked against `model`.
 
     Images get the run's image size, channels and preprocessing, labels are keyed by the
     model's output names (plain for a single output), the train split is not augmented.
+    Labels are indices into the run's class names (`config.json`): an image folder's class
+    folders map to them by name, so a folder may hold only some of the classes.
+    `splits`: `None` for every split, or the ones to read (`("test",)`): an image folder
+    then needs only those folders (`load_dataset`'s `splits`).
 
     Raises:
         ValueError: a bad batch size, or a dataset whose image shape, class count or class
@@ -105,6 +109,9 @@ def load_run_splits(model, config, dataset=None, data_dir=None, download=False, 
         download=download,
         seed=train_config["seed"],
         on_bad_image=train_config["on_bad_image"],
+        check_images=train_config.get("check_images", "header"),
+        splits=splits,
+        class_names=config.get("class_names"),
     )
     check_compatible(model, splits, config.get("class_names"))
     return splits
@@ -209,7 +216,9 @@ def evaluate_run(
         run_dir: a run folder written by `train` or `prune_run` (`model.keras` +
             `config.json`).
         dataset: a source for `load_dataset` (`"digits"`, a folder, a TFDS name); default
-            the run's own dataset.
+            the run's own dataset. With a `split`, only that split is read: a folder holding
+            only `test/<class>/...` evaluates `split="test"`; its class folders map to the
+            run's class names, and one the run does not know is an error.
         split: `"train"`, `"validation"` or `"test"`, or None (default): `"test"`, and
             `"validation"` when the dataset has no test split (the result's `split` says
             which). The train split is read without augmentation.
@@ -235,7 +244,8 @@ def evaluate_run(
     Raises:
         ValueError: an unknown split, a bad batch size or latency count, a split the dataset
             lacks, a dataset whose image shape, class count or class names do not fit the
-            model, or an unreadable `model.keras`/`config.json`.
+            model (a class folder the run does not know), or an unreadable
+            `model.keras`/`config.json`.
         FileNotFoundError: `run_dir` is not a completed run.
     """
     if split is not None and split not in SPLITS:
@@ -245,7 +255,9 @@ def evaluate_run(
     check_int("latency_repeats", latency_repeats, minimum=0)
     check_int("latency_warmup", latency_warmup, minimum=0)
     model, config = load_run(run_dir)
-    splits = load_run_splits(model, config, dataset, data_dir, download, batch_size)
+    splits = load_run_splits(
+        model, config, dataset, data_dir, download, batch_size, splits=None if split is None else (split,)
+    )
     present = [name for name in SPLITS if getattr(splits, name) is not None]
     if split is None:
         split = "test" if splits.test is not None else "validation"

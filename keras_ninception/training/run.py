@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from keras_ninception.data import load_dataset
+from keras_ninception.data.files import named_decode_error
 from keras_ninception.models import build_googlenet, build_nin, to_inference_model
 from keras_ninception.training import distribute, monitoring
 from keras_ninception.training.callbacks import make_callbacks
@@ -91,6 +92,7 @@ def load_splits(config):
         download=config.download,
         seed=config.seed,
         on_bad_image=config.on_bad_image,
+        check_images=config.check_images,
     )
 
 
@@ -318,6 +320,9 @@ def _fit_and_save(model, splits, config, run_dir, saved, overwrite, restore_dir,
             clear_run_folder(run_dir, RUN_FILES)  # a new run with no finished epoch: leave nothing half-made
             if created and not os.listdir(run_dir):
                 os.rmdir(run_dir)
+        named = named_decode_error(error)  # an image file the pipeline could not decode
+        if named is not None:
+            raise named from None
         raise ValueError(
             f"Training stopped: TensorFlow could not process the data of {config.dataset!r} "
             f"({error.message.splitlines()[0][:300]}). An image file is probably damaged; "

@@ -104,8 +104,8 @@ class TuneConfig:
             or `"retrain"` (the best hyperparameters trained again for `epochs`, logged and
             checkpointed like a training run).
         num_best: int >= 1, rows of the printed table. Default 10.
-        validation_fraction, augment, seed, data_dir, download, on_bad_image: as in
-            `TrainConfig`; `seed` also seeds the tuner.
+        validation_fraction, augment, seed, data_dir, download, on_bad_image, check_images:
+            as in `TrainConfig`; `seed` also seeds the tuner.
         run_dir: the run folder, or None for `saved_models/<name>`.
         distribution_strategy: None (default) or `"mirrored"`: each trial's model is built,
             compiled and trained under `tf.distribute.MirroredStrategy()` (all local GPUs).
@@ -133,6 +133,7 @@ class TuneConfig:
     data_dir: str | None = None
     download: bool = False
     on_bad_image: str = "error"
+    check_images: str = "header"
     run_dir: str | None = None
     distribution_strategy: str | None = None
 
@@ -175,6 +176,7 @@ class TuneConfig:
             download=self.download,
             run_dir=self.run_dir,
             on_bad_image=self.on_bad_image,
+            check_images=self.check_images,
             precision="float32",  # trials build under Keras' global policy, float32 by default
         )
 

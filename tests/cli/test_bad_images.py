@@ -1,5 +1,7 @@
-"""`ninception train` on an image folder with an empty JPEG and a text file named .jpg."""
+"""`ninception train` on image folders with bad files: an empty JPEG, a text file named .jpg,
+a JPEG cut inside its image data (passes the default header check), a JPEG with trailing bytes."""
 
+import json
 import os
 import subprocess
 import sys
@@ -7,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from keras_ninception.data.files import NOT_AN_IMAGE
 from tests.data.images import write_image
 
 pytestmark = pytest.mark.slow
@@ -37,7 +40,7 @@ def test_bad_files_are_named_or_skipped_with_their_count(folder_with_bad_files, 
     assert result.returncode == 2
     assert "ninception train: error:" in result.stderr and "2 unreadable image file(s)" in result.stderr
     assert os.path.join("train", "cat", "empty.jpg") + " (empty file)" in result.stderr
-    assert os.path.join("train", "dog", "notes.jpg") + " (not a JPEG or PNG file)" in result.stderr
+    assert os.path.join("train", "dog", "notes.jpg") + f" ({NOT_AN_IMAGE})" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists()
 
@@ -45,3 +48,39 @@ def test_bad_files_are_named_or_skipped_with_their_count(folder_with_bad_files, 
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Skipped 2 unreadable image file(s)" in result.stderr
     assert (tmp_path / "run" / "model.keras").is_file()
+
+
+@pytest.fixture
+def folder_with_a_cut_jpeg(tmp_path):
+    """train/{cat,dog}/ of noisy 32x32 JPEGs; cat/3.jpg cut at half (inside its image data),
+    dog/0.jpg with 63 zero bytes after its end marker."""
+    root = tmp_path / "images"
+    rng = np.random.default_rng(0)
+    for name in ("cat", "dog"):
+        for i in range(6):
+            write_image(str(root / "train" / name / f"{i}.jpg"), rng.integers(0, 256, (32, 32, 3), np.uint8), "jpeg")
+    cut = root / "train" / "cat" / "3.jpg"
+    cut.write_bytes(cut.read_bytes()[: len(cut.read_bytes()) // 2])
+    padded = root / "train" / "dog" / "0.jpg"
+    padded.write_bytes(padded.read_bytes() + bytes(63))
+    return root
+
+
+def test_a_file_that_passes_the_header_check_is_named_when_it_fails_to_decode(folder_with_a_cut_jpeg, tmp_path):
+    cut = folder_with_a_cut_jpeg / "train" / "cat" / "3.jpg"
+    result = train(folder_with_a_cut_jpeg, tmp_path)  # --check-images header (default)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert f"ninception train: error: Cannot read or decode the image file {cut} (damaged or truncated: " in result.stderr
+    assert "Traceback" not in result.stderr and "InvalidArgumentError" not in result.stderr
+
+    assert not (tmp_path / "run").exists()  # a new run with no finished epoch leaves nothing
+
+    # A full check finds it up front (the padded JPEG is good) and skipping leaves it out.
+    result = train(folder_with_a_cut_jpeg, tmp_path, "--check-images", "full", "--on-bad-image", "skip")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Skipped 1 unreadable image file(s) in {str(folder_with_a_cut_jpeg)!r}: " + os.path.join(
+        "train", "cat", "3.jpg"
+    ) + " (damaged or truncated: " in result.stderr
+    config = json.load(open(tmp_path / "run" / "config.json"))
+    assert config["train_config"]["check_images"] == "full"
+    assert config["num_examples"]["train"] + config["num_examples"]["validation"] == 11

@@ -3,12 +3,15 @@
 import math
 import os
 import pathlib
+import re
+import shutil
 import tarfile
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_ninception.data import files
 from keras_ninception.data import load_dataset
 from keras_ninception.data import sources
 from tests.data.images import CLASS_VALUES
@@ -212,7 +215,7 @@ def test_bad_files_raise_naming_them(folder_with_bad_files):
     assert "3 unreadable image file(s)" in message
     assert os.path.join("train", "cat", "empty.jpg") + " (empty file)" in message
     assert (
-        os.path.join("train", "dog", "readme.jpg") + " (not a JPEG or PNG file)"
+        os.path.join("train", "dog", "readme.jpg") + f" ({files.NOT_AN_IMAGE})"
         in message
     )
     assert os.path.join("test", "frog", "empty.png") in message
@@ -240,7 +243,7 @@ def test_many_bad_files_are_counted(image_folder):
         load_dataset(str(root))
 
 
-def test_check_image_file(tmp_path):
+def test_image_file_problem(tmp_path):
     jpeg = tmp_path / "a.jpg"
     write_image(str(jpeg), np.zeros((4, 4, 3), np.uint8), "jpeg")
     png_named_jpg = tmp_path / "b.jpg"
@@ -249,10 +252,165 @@ def test_check_image_file(tmp_path):
     empty.write_bytes(b"")
     text = tmp_path / "d.png"
     text.write_text("hello")
-    assert sources.check_image_file(str(jpeg)) is None
-    assert sources.check_image_file(str(png_named_jpg)) is None
-    assert sources.check_image_file(str(empty)) == "empty file"
-    assert sources.check_image_file(str(text)) == "not a JPEG or PNG file"
-    assert sources.check_image_file(str(tmp_path / "missing.jpg")).startswith(
-        "cannot be read"
-    )
+    for mode in ("header", "full"):
+        assert files.image_file_problem(str(jpeg), mode) is None
+        assert files.image_file_problem(str(png_named_jpg), mode) is None
+        assert files.image_file_problem(str(empty), mode) == "empty file"
+        assert files.image_file_problem(str(text), mode) == files.NOT_AN_IMAGE
+        assert files.image_file_problem(str(tmp_path), mode) == "a directory"
+        assert files.image_file_problem(str(tmp_path / "missing.jpg"), mode) == (
+            "cannot be read (No such file or directory)"
+        )
+
+
+# --- Folders that are not data: hidden and OS/tool debris ---------------------
+
+DEBRIS_FOLDERS = [".ipynb_checkpoints", "__MACOSX", ".git", "@eaDir", "__pycache__", ".Trash-1000", "$RECYCLE.BIN"]
+
+
+@pytest.mark.parametrize("debris", DEBRIS_FOLDERS)
+@pytest.mark.parametrize("level", ["train", "root"])
+def test_debris_folders_are_never_classes_or_splits(image_folder, debris, level):
+    root = pathlib.Path(image_folder({"train": 4, "test": 1}, extra_gray=False))
+    parent = root / "train" if level == "train" else root
+    # An empty debris folder, and one holding a valid image (a thumbnail, a checkpoint copy).
+    (parent / debris).mkdir()
+    write_image(str(parent / debris / "cat" / "thumb.jpg"), np.zeros((8, 8, 3), np.uint8), "jpeg")
+    relative = f"{debris}/" if level == "root" else f"train/{debris}/"
+    with pytest.warns(UserWarning, match=re.escape(f"never splits, classes or images): {relative}.")):
+        splits = load_dataset(str(root), image_size=8)
+    assert splits.class_names == ("cat", "dog", "frog")
+    assert splits.num_examples == {"train": 10, "validation": 2, "test": 3}
+
+
+def test_debris_at_both_levels_and_hidden_files_are_listed_once(image_folder):
+    root = pathlib.Path(image_folder({"train": 2}, extra_gray=False))
+    (root / ".ipynb_checkpoints").mkdir()
+    (root / "__MACOSX" / "train" / "cat").mkdir(parents=True)
+    (root / "__MACOSX" / "train" / "cat" / "._000.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (root / "train" / ".ipynb_checkpoints").mkdir()
+    (root / "train" / "cat" / "._001.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # a macOS fork
+    (root / "train" / "dog" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    listing = files.list_image_folder(str(root))
+    assert listing.ignored == (".ipynb_checkpoints/", "__MACOSX/", "train/.ipynb_checkpoints/", "train/cat/._001.jpg")
+    assert sorted(listing.files) == ["train"]
+    assert {name: len(paths) for name, paths in listing.files["train"].items()} == {"cat": 2, "dog": 2, "frog": 2}
+    with pytest.warns(UserWarning) as record:
+        splits = load_dataset(str(root), image_size=8)
+    assert [str(w.message) for w in record] == [
+        f"Ignored in the image folder {str(root)!r} (hidden and OS or tool folders and files are never "
+        "splits, classes or images): .ipynb_checkpoints/, __MACOSX/, train/.ipynb_checkpoints/, "
+        "train/cat/._001.jpg."
+    ]
+    assert splits.class_names == ("cat", "dog", "frog")
+    assert splits.num_examples["train"] + splits.num_examples["validation"] == 6
+
+
+def test_a_clean_folder_warns_nothing(image_folder, recwarn):
+    load_dataset(image_folder({"train": 2}), image_size=8)
+    assert [str(w.message) for w in recwarn if issubclass(w.category, UserWarning)] == []
+
+
+@pytest.mark.parametrize("name", ["Thumbs.db", "thumbs.db", "desktop.ini", "lost+found", ".x", "__MACOSX"])
+def test_is_ignored(name):
+    assert files.is_ignored(name)
+
+
+@pytest.mark.parametrize("name", ["cat", "_cat", "MACOSX", "eaDir", "checkpoints", "a.b"])
+def test_is_not_ignored(name):
+    assert not files.is_ignored(name)
+
+
+# --- One split, read alone, named by a model's classes ------------------------
+
+
+def test_a_folder_with_only_test_reads_its_test_split(image_folder):
+    root = pathlib.Path(image_folder({"test": 2}, extra_gray=False))
+    splits = load_dataset(str(root), splits=("test",), class_names=("cat", "dog", "frog"), image_size=8)
+    assert (splits.train, splits.validation) == (None, None)
+    assert splits.num_examples == {"train": 0, "validation": 0, "test": 6}
+    images, labels = all_examples(splits.test)
+    assert sorted(labels.tolist()) == [0, 0, 1, 1, 2, 2]
+    for image, label in zip(images, labels, strict=True):
+        value = CLASS_VALUES[("cat", "dog", "frog")[label]]
+        np.testing.assert_allclose(image, value / 127.5 - 1.0, atol=1.5 / 127.5)
+
+
+def test_folder_names_map_to_the_model_classes(image_folder):
+    """A test folder with 2 of the model's 4 classes: labels are the model's indices."""
+    root = pathlib.Path(image_folder({"test": 1}, extra_gray=False))
+    shutil.rmtree(root / "test" / "cat")
+    model_classes = ("ant", "dog", "frog", "zebra")
+    splits = load_dataset(str(root), splits=("test",), class_names=model_classes, image_size=8)
+    assert splits.class_names == model_classes
+    images, labels = all_examples(splits.test)
+    assert sorted(labels.tolist()) == [1, 2]
+    assert {int(label): round(float(image.mean()), 3) for image, label in zip(images, labels)} == {
+        1: round(128 / 127.5 - 1.0, 3),
+        2: 1.0,
+    }
+
+
+def test_a_class_unknown_to_the_model_is_an_error(image_folder):
+    root = image_folder({"test": 1}, extra_gray=False)
+    with pytest.raises(ValueError, match=r"class folders that are not classes of the model: test/frog/\. "
+                       r"Its classes: cat, dog\. Rename or remove"):
+        load_dataset(root, splits=("test",), class_names=("cat", "dog"))
+
+
+def test_validation_only_folder(image_folder):
+    root = image_folder({"validation": 2}, extra_gray=False)
+    splits = load_dataset(root, splits=("validation",), image_size=8)
+    assert splits.num_examples == {"train": 0, "validation": 6, "test": 0}
+    assert splits.class_names == ("cat", "dog", "frog")
+    with pytest.raises(ValueError, match="no training images"):
+        load_dataset(root)
+
+
+def test_a_carved_validation_split_needs_train(image_folder):
+    root = image_folder({"test": 1}, extra_gray=False)
+    with pytest.raises(ValueError, match=r"no training images \(the validation split is carved from train/ "
+                       r"when there is no validation/ or val/\)"):
+        load_dataset(root, splits=("validation",))
+    # Read alone, a carved validation split holds what it holds with every split.
+    root = image_folder({"train": 10}, root_name="full")
+    alone = load_dataset(root, splits=("validation",), augment="none")
+    together = load_dataset(root, augment="none")
+    for a, b in zip(all_examples(alone.validation), all_examples(together.validation), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert alone.train is None and alone.test is None
+    # And train alone is train without the carved images, as in training.
+    alone = load_dataset(root, splits=("train",), augment="none")
+    assert alone.num_examples == {"train": 27, "validation": 0, "test": 0}
+    assert sorted(all_examples(alone.train)[1].tolist()) == sorted(all_examples(together.train)[1].tolist())
+
+
+def test_only_the_read_splits_are_checked(image_folder):
+    root = pathlib.Path(image_folder({"train": 2, "test": 1}, extra_gray=False))
+    (root / "train" / "cat" / "empty.jpg").write_bytes(b"")
+    assert load_dataset(str(root), splits=("test",)).num_examples["test"] == 3
+    with pytest.raises(ValueError, match="train/cat/empty.jpg"):
+        load_dataset(str(root))
+
+
+@pytest.mark.parametrize(
+    "kwargs, received",
+    [
+        ({"splits": ("tests",)}, "splits=('tests',)"),
+        ({"splits": ()}, "splits=()"),
+        ({"splits": ("test", "test")}, "splits=('test', 'test')"),
+        ({"class_names": ("a", "a")}, "class_names=('a', 'a')"),
+        ({"class_names": "ab"}, "class_names='ab'"),
+    ],
+)
+def test_splits_and_class_names_are_validated(kwargs, received):
+    with pytest.raises(ValueError, match=re.escape(f"Received: {received}")):
+        load_dataset("digits", **kwargs)
+
+
+def test_digits_with_other_class_names_is_an_error():
+    with pytest.raises(ValueError, match=r"has the classes \['0', '1'.*not \['a', 'b'\]"):
+        load_dataset("digits", class_names=("a", "b"))
+    splits = load_dataset("digits", splits=("test",), class_names=[str(i) for i in range(10)])
+    assert splits.num_examples == {"train": 0, "validation": 0, "test": 360}
+    assert splits.train is None

@@ -1,6 +1,8 @@
 """load_dataset(<TFDS name>): served by tfds.testing.mock_data, offline."""
 
 import os
+import socket
+import time
 
 import numpy as np
 import pytest
@@ -125,9 +127,61 @@ def test_download_failure_names_the_dataset(tmp_path, monkeypatch):
         raise ConnectionError("Temporary failure in name resolution")
 
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline)
+    monkeypatch.setattr(sources, "download_addresses", lambda builder: [])  # no probe
     with pytest.raises(RuntimeError, match="'cifar10'.*name resolution") as info:
         load_dataset("cifar10", data_dir=str(tmp_path), download=True)
     assert str(tmp_path) in str(info.value)
+
+
+def closed_port():
+    """A TCP port on 127.0.0.1 that nothing listens on (bound, then closed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_download_addresses_are_the_urls_tfds_fetches(tmp_path):
+    builder = tfds.builder("cifar10", data_dir=str(tmp_path))
+    assert sources.download_addresses(builder) == [("www.cs.toronto.edu", 443)]
+
+
+def test_offline_download_fails_within_seconds_before_any_retry(tmp_path, monkeypatch):
+    port = closed_port()
+    monkeypatch.setattr(sources, "download_addresses", lambda builder: [("127.0.0.1", port)])
+
+    def never(self, *args, **kwargs):
+        raise AssertionError("download_and_prepare must not run when the host is unreachable")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", never)
+    start = time.perf_counter()
+    with pytest.raises(RuntimeError) as info:
+        load_dataset("cifar10", data_dir=str(tmp_path), download=True)
+    assert time.perf_counter() - start < sources.DOWNLOAD_PROBE_TIMEOUT_S + 2
+    message = str(info.value)
+    assert message.startswith(
+        f"Could not download and prepare the TFDS dataset 'cifar10' into data_dir {str(tmp_path)!r}: "
+        f"cannot connect to 127.0.0.1:{port} (ConnectionRefusedError: "
+    )
+    assert message.endswith("Downloading needs network access; offline, point data_dir to a prepared copy.")
+
+
+def test_probe_gives_up_after_its_timeout(monkeypatch):
+    """A name lookup or connect that hangs: the probe answers after its timeout."""
+    def hang(*args, **kwargs):
+        time.sleep(3)
+        raise OSError("gave up")
+
+    monkeypatch.setattr(sources.socket, "create_connection", hang)
+    start = time.perf_counter()
+    assert sources.probe_connection(("127.0.0.1", 9), timeout=0.5) == "no answer within 0.5 s"
+    assert time.perf_counter() - start < 1.5
+
+
+def test_probe_of_a_listening_port_passes():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        assert sources.probe_connection(server.getsockname()) is None
 
 
 @pytest.mark.parametrize("name", ["no_such_dataset_xyz", "./no/such/folder"])

@@ -41,8 +41,8 @@ def digits_exports(digits_run):
 
 def test_export_arguments_are_checked_before_anything_is_written(tmp_path):
     model = build_nin(input_shape=(8, 8, 1), num_classes=3, config="cifar10")
-    with pytest.raises(ValueError, match="Received: format='onnx'"):
-        export_run(str(tmp_path / "no_run"), "onnx")
+    with pytest.raises(ValueError, match="Received: format='tflite'"):
+        export_run(str(tmp_path / "no_run"), "tflite")
     with pytest.raises(FileNotFoundError, match="not a completed run"):
         export_run(str(tmp_path / "no_run"), "keras")
     with pytest.raises(ValueError, match="list of 3 strings"):

@@ -10,6 +10,7 @@ import tensorflow as tf
 from sklearn.datasets import load_digits
 
 from keras_ninception.cli.main import main
+from keras_ninception.data.files import NOT_AN_IMAGE
 from keras_ninception.deploy import export_run, predict_files
 from keras_ninception.deploy.export import inference_model, preprocess
 from keras_ninception.deploy.predict import load_predictor, read_images
@@ -147,11 +148,11 @@ def test_bad_files_are_all_named_before_anything_is_predicted(digits_run, digit_
     png = open(good, "rb").read()
     (tmp_path / "cut.png").write_bytes(png[: len(png) // 2])
     bad = {
-        "notes.jpg": "not a JPEG or PNG file",
+        "notes.jpg": NOT_AN_IMAGE,
         "empty.png": "empty file",
         "folder.png": "a directory",
         "missing.jpg": "cannot be read",
-        "cut.png": "truncated",
+        "cut.png": "damaged or truncated: ",
     }
     paths = [good] + [str(tmp_path / name) for name in bad]
     with pytest.raises(ValueError, match="Cannot read 5 of 6 image files") as error:
@@ -164,6 +165,29 @@ def test_bad_files_are_all_named_before_anything_is_predicted(digits_run, digit_
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("ninception predict: error: Cannot read 5 of 6 image files (nothing was predicted)")
+
+
+def test_odd_jpegs_predict_as_training_decodes_them(digits_run, tmp_path):
+    """A gray model: a CMYK JPEG (gray through RGB, as the pipeline does) and a JPEG with 63
+    zero bytes after its end marker are predicted, not refused."""
+    from PIL import Image
+
+    rgb = np.repeat(digit_image(5, 40, 40)[..., None], 3, axis=-1)
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg", "JPEG", quality=95)
+    write_image(str(tmp_path / "padded.jpg"), rgb, "jpeg")
+    padded = (tmp_path / "padded.jpg").read_bytes()
+    (tmp_path / "padded.jpg").write_bytes(padded + bytes(63))
+    results = predict_files(digits_run, [str(tmp_path / "cmyk.jpg"), str(tmp_path / "padded.jpg")], top_k=10)
+    cmyk_gray = tf.image.rgb_to_grayscale(tf.io.decode_jpeg(tf.io.read_file(str(tmp_path / "cmyk.jpg")), 3)).numpy()
+    # Hard digit edges: JPEG's own error reaches 17 levels at a few pixels, 1 on average.
+    assert np.abs(cmyk_gray.astype(int) - tf.image.rgb_to_grayscale(rgb).numpy()).mean() < 2
+    padded_gray = tf.io.decode_jpeg(padded, channels=1).numpy()
+    class_names = [str(i) for i in range(10)]
+    for result, seen in zip(results, (cmyk_gray, padded_gray), strict=True):
+        np.testing.assert_allclose(
+            probabilities_of(result, class_names), keras_reference(digits_run, seen), atol=1e-5
+        )
+    assert [r["predictions"][0]["class_name"] for r in results] == ["5", "5"]
 
 
 def test_bad_arguments_get_clear_errors(digits_run, digit_files, tmp_path):

@@ -158,6 +158,37 @@ def test_single_head_run_with_three_classes(three_class_nin_run):
 
 
 @pytest.mark.slow
+def test_evaluate_a_folder_with_only_test_and_some_classes(three_class_nin_run, tmp_path, capsys):
+    """`ninception evaluate RUN --dataset D --split test`, D holding only test/a and test/c:
+    the folder names map to the run's classes (a=0, c=2), nothing else is needed."""
+    import shutil
+
+    run_data = json.load(open(os.path.join(three_class_nin_run, "config.json")))["train_config"]["dataset"]
+    only_test = tmp_path / "only_test"
+    for name in ("a", "c"):
+        shutil.copytree(os.path.join(run_data, "test", name), only_test / "test" / name)
+    argv = ["evaluate", three_class_nin_run, "--dataset", str(only_test), "--split", "test", "--json",
+            "--latency-repeats", "0", "--output-dir", str(tmp_path / "report")]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["num_examples"] == 6
+
+    model, config = load_run(three_class_nin_run)
+    splits = load_run_splits(model, config, dataset=str(only_test), splits=("test",))
+    assert splits.class_names == ("a", "b", "c") and splits.train is None
+    labels = np.concatenate([y.numpy() for _, y in splits.test])
+    assert sorted(labels.tolist()) == [0, 0, 0, 2, 2, 2]
+    probabilities = model.predict(splits.test, verbose=0)
+    assert result["heads"]["main"]["accuracy"] == pytest.approx(hand_top_k(probabilities, labels, 1), abs=1e-6)
+
+    shutil.copytree(only_test / "test" / "a", only_test / "test" / "zebra")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "ninception evaluate: error: The image folder" in err
+    assert "class folders that are not classes of the model: test/zebra/. Its classes: a, b, c." in err
+
+
+@pytest.mark.slow
 def test_pruned_aux1_run_equals_the_head_and_reloads_in_a_fresh_interpreter(googlenet_run, tmp_path):
     out_dir = str(tmp_path / "aux1")
     result = prune_run(googlenet_run, head="aux1", out_dir=out_dir, verbose=0)

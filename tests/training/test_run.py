@@ -37,7 +37,8 @@ def contents(path):
         ("learning_rate", float("inf")), ("learning_rate", float("nan")), ("learning_rate", True),
         ("weight_decay", float("nan")), ("weight_decay", -1.0), ("aux_loss_weight", float("inf")),
         ("epochs", 0), ("batch_size", 2.5), ("image_size", 0), ("seed", -1), ("seed", 2**40),
-        ("model", "resnet"), ("run_dir", ""), ("dataset", 3),
+        ("model", "resnet"), ("run_dir", ""), ("dataset", 3), ("check_images", "fast"),
+        ("on_bad_image", "ignore"),
     ],
 )
 def test_bad_configuration_is_refused_before_anything_is_written(tmp_path, field, value):
