@@ -31,7 +31,8 @@ def apply_conv(x, filters, kernel_size, strides=1, batch_norm=False, padding="sa
         kernel_size: int, the square kernel's side in pixels.
         strides: int, the stride in pixels. Default 1.
         batch_norm: bool. False (default): `Conv2D(use_bias=True, activation="relu")`, as in
-            the papers. True: `Conv2D(use_bias=False)` → batch normalization (momentum 0.9,
+            the papers, with He-normal kernels (deviation: the papers' Caffe models used
+            fixed-std Gaussians; see the comment in the code). True: `Conv2D(use_bias=False)` → batch normalization (momentum 0.9,
             epsilon 1e-3; Keras' own layer, which `compile_model` runs on TF's fused kernel) →
             ReLU, the layout of the public Inception v1 checkpoints (TF-slim, torchvision).
         padding: `"same"`, `"valid"`, or an int: that many zero pixels on every side
