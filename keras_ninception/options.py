@@ -8,10 +8,11 @@ an option import its allowed values from here, so each list has one home.
 MODELS = ("googlenet", "nin")
 # GoogLeNet variants (`models.googlenet.GOOGLENET_VARIANTS` holds their definitions).
 GOOGLENET_VARIANTS = ("paper", "bn", "cifar")
-# The variants `ninception train` builds ("bn" is for torchvision's checkpoints).
+# The variants `ninception train` builds ("slim" and "bn" take TF-slim's and torchvision's checkpoints).
 TRAIN_VARIANTS = ("paper", "bn", "slim", "cifar")
 NIN_CONFIGS = ("cifar10", "imagenet")
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+# `training.compile.OPTIMIZERS` builds them; "momentum" is classic momentum SGD (Caffe's).
+OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "rmsprop")
 AUGMENT_MODES = ("none", "crop", "crop_flip")
 ON_BAD_IMAGE = ("error", "skip")
 # How image-folder files are checked before training (`data.files.CHECK_IMAGES`).

@@ -83,6 +83,7 @@ def _add_train_parser(subparsers):
         TRAIN_VARIANTS,
     )
     from keras_ninception.training.config import TrainConfig
+    from keras_ninception.training.recipes import RECIPES, SCHEDULES
 
     defaults = TrainConfig()
     p = _add_subparser(
@@ -122,17 +123,51 @@ def _add_train_parser(subparsers):
     )
     p.add_argument("--data-dir", default=None, help="TFDS data directory (default: TFDS' own)")
     p.add_argument("--download", action="store_true", help="let TFDS download the dataset (needs network)")
-    p.add_argument("--epochs", type=int, default=defaults.epochs, help="training epochs")
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size, help="global batch size, in images")
+    p.add_argument(
+        "--recipe",
+        choices=tuple(RECIPES),
+        default=None,
+        help="a named training recipe: optimizer, schedule, regularization and budget as data "
+        "(keras_ninception.training.recipes); the flags below override it (default: fast, and "
+        "fast-plain for the unnormalized forms: --no-batch-norm NIN, GoogLeNet --variant paper)",
+    )
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the recipe's; fast: 6)")
+    p.add_argument("--batch-size", type=int, default=None, help="global batch size (default: the recipe's; fast: 64)")
     p.add_argument(
         "--learning-rate",
         type=float,
-        default=defaults.learning_rate,
-        help="peak learning rate: one warm-up epoch, then cosine decay",
+        default=None,
+        help="peak learning rate (default: the recipe's; fast: 2e-3)",
     )
-    p.add_argument("--optimizer", default=defaults.optimizer, choices=OPTIMIZERS, help="the optimizer")
     p.add_argument(
-        "--weight-decay", type=float, default=None, help="decoupled weight decay (default: none; adamw: 1e-4)"
+        "--optimizer", default=None, choices=OPTIMIZERS, help="default: the recipe's (fast: adam)"
+    )
+    p.add_argument(
+        "--schedule", default=None, choices=SCHEDULES, help="learning-rate schedule (default: the recipe's; fast: cosine)"
+    )
+    p.add_argument(
+        "--warmup-epochs", type=float, default=None, help="warm-up of the cosine schedule (default: the recipe's; fast: 1)"
+    )
+    p.add_argument(
+        "--weight-decay",
+        type=float,
+        default=None,
+        help="decoupled weight decay, not on BN or biases; 0: off (default: the recipe's; fast: none)",
+    )
+    p.add_argument(
+        "--label-smoothing", type=float, default=None, help="for every head (default: the recipe's; fast: 0)"
+    )
+    p.add_argument(
+        "--dropout-rate",
+        type=float,
+        default=None,
+        help="NIN's dropout, GoogLeNet's main-head dropout (default: the recipe's; fast: the builders' 0.5 / 0.4)",
+    )
+    p.add_argument(
+        "--ema",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Polyak averaging of the weights, saved for inference (default: the recipe's; fast: off)",
     )
     p.add_argument(
         "--aux-loss-weight",
@@ -163,7 +198,7 @@ def _add_train_parser(subparsers):
         "--augment",
         choices=AUGMENT_MODES,
         default=None,
-        help="training augmentation (default: crop for digits and gray TFDS datasets, else crop_flip)",
+        help="training augmentation (default: the recipe's; fast: crop for digits and gray TFDS datasets, else crop_flip)",
     )
     p.add_argument(
         "--on-bad-image",

@@ -33,7 +33,8 @@ def apply_conv(
         kernel_size: int, the square kernel's side in pixels.
         strides: int, the stride in pixels. Default 1.
         batch_norm: bool. False (default): `Conv2D(use_bias=True, activation="relu")`, as in
-            the papers. True: `Conv2D(use_bias=False)` → batch normalization (momentum 0.9,
+            the papers, with He-normal kernels (deviation: the papers' Caffe models used
+            fixed-std Gaussians; see the comment in the code). True: `Conv2D(use_bias=False)` → batch normalization (momentum 0.9,
             epsilon 1e-3; Keras' own layer, which `compile_model` runs on TF's fused kernel) →
             ReLU, the layout of the public Inception v1 checkpoints (TF-slim, torchvision).
         padding: `"same"`, `"valid"`, or an int: that many zero pixels on every side
@@ -51,8 +52,22 @@ def apply_conv(
             x = layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
         padding = "valid"
     if not batch_norm:
+        # He-normal (std sqrt(2 / fan_in)), not Keras' Glorot-uniform default: with ReLU
+        # after every convolution and nothing to renormalize, Glorot's variance shrinks the
+        # signal at each layer (about 65x at NIN's first 5x5 conv on 3 channels), the class
+        # maps start near zero, and one large early step sends every class map below zero:
+        # the final ReLU then outputs 0 everywhere, the softmax is uniform (loss ln(10) on 10
+        # classes) and no gradient flows back. He et al. 2015 (arXiv:1502.01852), Section 2.2.
+        # The papers' Caffe models used fixed-std Gaussians (NIN: std 0.05; BVLC GoogLeNet:
+        # Caffe's "xavier", bias 0.2) tuned to their whitened or mean-subtracted inputs.
         return layers.Conv2D(
-            filters, kernel_size, strides=strides, padding=padding, activation="relu", name=name
+            filters,
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            activation="relu",
+            kernel_initializer="he_normal",
+            name=name,
         )(x)
     x = layers.Conv2D(
         filters, kernel_size, strides=strides, padding=padding, use_bias=False, name=name

@@ -19,8 +19,48 @@ OPTIMIZERS = {
     "adam": lambda lr, wd: keras.optimizers.Adam(lr, weight_decay=wd),
     "adamw": lambda lr, wd: keras.optimizers.AdamW(lr, weight_decay=wd if wd else 1e-4),
     "sgd": lambda lr, wd: keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=wd),
+    # Classic momentum, Caffe's SGD solver (the NIN and GoogLeNet papers).
+    "momentum": lambda lr, wd: keras.optimizers.SGD(lr, momentum=0.9, nesterov=False, weight_decay=wd),
     "rmsprop": lambda lr, wd: keras.optimizers.RMSprop(lr, weight_decay=wd),
 }
+# Variables that weight decay never touches: batch-normalization scales and offsets and every
+# bias (matched by Keras' `Optimizer.exclude_from_weight_decay(var_names=...)`, a substring
+# of the variable's name). Decaying them only shrinks what normalization restores.
+NO_WEIGHT_DECAY = ("bias", "gamma", "beta")
+# Polyak averaging (`use_ema`): the averaged weights replace the model's at the end of `fit`.
+EMA_MOMENTUM = 0.999
+
+
+@keras.saving.register_keras_serializable(package="keras_ninception")
+class SparseCategoricalCrossentropyWithSmoothing(keras.losses.Loss):
+    """Cross-entropy of integer labels against smoothed one-hot targets.
+
+    Keras' `SparseCategoricalCrossentropy` has no `label_smoothing`; this turns the labels
+    into one-hot rows and calls Keras' `categorical_crossentropy(..., label_smoothing=...)`
+    (targets `(1 - s) * one_hot + s / classes`, Szegedy et al. 2016, arXiv:1512.00567,
+    Section 7).
+
+    Args:
+        label_smoothing: float in [0, 1).
+        from_logits: bool. Default False (probabilities).
+        Other arguments as for `keras.losses.Loss`.
+    """
+
+    def __init__(self, label_smoothing=0.1, from_logits=False, name="sparse_categorical_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+        self.from_logits = bool(from_logits)
+
+    def call(self, y_true, y_pred):
+        ops = keras.ops
+        labels = ops.reshape(ops.cast(y_true, "int32"), ops.shape(y_pred)[:-1])
+        one_hot = ops.one_hot(labels, ops.shape(y_pred)[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(
+            one_hot, y_pred, from_logits=self.from_logits, label_smoothing=self.label_smoothing
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing, "from_logits": self.from_logits}
 
 
 def outputs_are_logits(model, output_name):
@@ -42,15 +82,21 @@ def outputs_are_logits(model, output_name):
     return layer.activation is None or layer.activation is keras.activations.linear
 
 
-def make_optimizer(optimizer="adam", learning_rate=1e-3, weight_decay=None):
+def make_optimizer(optimizer="adam", learning_rate=1e-3, weight_decay=None, use_ema=False):
     """A Keras optimizer from a name (`OPTIMIZERS`), or `optimizer` itself if it is one.
 
     Args:
-        optimizer: `"adam"` (default), `"adamw"`, `"sgd"` (momentum 0.9, Nesterov) or
-            `"rmsprop"`, or a `keras.optimizers.Optimizer` (returned unchanged).
+        optimizer: `"adam"` (default), `"adamw"`, `"sgd"` (momentum 0.9, Nesterov),
+            `"momentum"` (momentum 0.9, classic) or `"rmsprop"`, or a
+            `keras.optimizers.Optimizer` (returned unchanged).
         learning_rate: float or `keras.optimizers.schedules.LearningRateSchedule`.
             Default 1e-3.
-        weight_decay: float or None (default): decoupled weight decay.
+        weight_decay: float or None (default): decoupled weight decay (Keras' optimizers
+            shrink each variable by `learning_rate * weight_decay` per step), applied to
+            kernels only: names containing `NO_WEIGHT_DECAY` (biases, batch-normalization
+            gamma and beta) are excluded.
+        use_ema: bool, Keras' `use_ema` with momentum `EMA_MOMENTUM` (0.999 per step):
+            `fit` replaces the weights with their moving average when it ends. Default False.
 
     Raises:
         ValueError: for an unknown optimizer name, a learning rate that is not a finite
@@ -67,7 +113,13 @@ def make_optimizer(optimizer="adam", learning_rate=1e-3, weight_decay=None):
             f"`optimizer` must be one of {sorted(OPTIMIZERS)} or a keras.optimizers.Optimizer. "
             f"Received: optimizer={optimizer!r}"
         )
-    return OPTIMIZERS[optimizer](learning_rate, weight_decay)
+    instance = OPTIMIZERS[optimizer](learning_rate, weight_decay or None)
+    if weight_decay:
+        instance.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY))
+    if use_ema:
+        instance.use_ema = True
+        instance.ema_momentum = EMA_MOMENTUM
+    return instance
 
 
 def deep_supervision_loss_weights(output_names, aux_loss_weight=AUX_LOSS_WEIGHT):
@@ -84,6 +136,8 @@ def compile_model(
     steps_per_execution=1,
     jit_compile="auto",
     from_logits=None,
+    label_smoothing=0.0,
+    use_ema=False,
     fused_batch_normalization=None,
 ):
     """Compiles a NIN or GoogLeNet model with the paper's deep-supervision recipe.
@@ -119,6 +173,10 @@ def compile_model(
             elementwise work (batch normalization) around the convolutions.
         from_logits: None (default: read off each output layer's activation), or a bool
             for every output.
+        label_smoothing: float in [0, 1), for every head. Default 0.0 (Keras'
+            `SparseCategoricalCrossentropy`); above 0,
+            `SparseCategoricalCrossentropyWithSmoothing`.
+        use_ema: bool, Polyak averaging of the weights (see `make_optimizer`). Default False.
         fused_batch_normalization: None (default: True when Keras runs on TensorFlow, else
             False), True or False. True runs the model's `keras.layers.BatchNormalization`
             layers on TensorFlow's fused kernel (`use_fused_batch_normalization`, in place:
@@ -147,10 +205,14 @@ def compile_model(
             f"Received: fused_batch_normalization={fused_batch_normalization!r}"
         )
     names = list(getattr(model, "output_names", None) or ["main"])
-    optimizer = make_optimizer(optimizer, learning_rate, weight_decay)
+    if not (isinstance(label_smoothing, (int, float)) and not isinstance(label_smoothing, bool) and 0 <= label_smoothing < 1):
+        raise ValueError(f"`label_smoothing` must be a number in [0, 1). Received: label_smoothing={label_smoothing!r}")
+    optimizer = make_optimizer(optimizer, learning_rate, weight_decay, use_ema=use_ema)
 
     def loss_for(name):
         logits = outputs_are_logits(model, name) if from_logits is None else from_logits
+        if label_smoothing:
+            return SparseCategoricalCrossentropyWithSmoothing(label_smoothing, from_logits=logits)
         return keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
 
     if len(names) == 1:

@@ -11,7 +11,8 @@ import os
 import re
 
 from keras_ninception.checks import check_bool, check_choice, check_int, check_number
-from keras_ninception.options import CHECK_IMAGES, MAX_SUMMARY_IMAGES, MODELS, ON_BAD_IMAGE, PRECISIONS, STRATEGIES
+from keras_ninception.options import CHECK_IMAGES, MAX_SUMMARY_IMAGES, MODELS, ON_BAD_IMAGE, OPTIMIZERS, PRECISIONS, STRATEGIES
+from keras_ninception.training import recipes
 
 DEFAULT_RUNS_DIR = "saved_models"
 OUTPUT_NAMES = ("main", "aux1", "aux2")
@@ -41,12 +42,20 @@ class TrainConfig:
             (`"slim"` for ImageNet weights). Ignored for NIN.
         image_size: int, the square input side in pixels images are resized to. Default
             None: 224 with ImageNet weights, else `DEFAULT_IMAGE_SIZES[dataset]`, else 32.
-        epochs: int >= 1. Default 6.
-        batch_size: int >= 1. Default 64.
-        learning_rate: float > 0, the peak of the one-epoch warm-up then cosine decay.
-            Default 2e-3.
-        optimizer: `"adam"` (default), `"adamw"`, `"sgd"` or `"rmsprop"`.
-        weight_decay: float or None (default).
+        recipe: the name of a training recipe (`training.recipes.RECIPES`): `"fast"`,
+            `"fast-plain"`, `"cifar"`, `"nin-paper"` or `"googlenet-paper"`. It fills every
+            field of `recipes.RECIPE_FIELDS` left None. Default None: the form's default
+            (`recipes.default_recipe`): `"fast"` for the batch-normalized forms,
+            `"fast-plain"` for the paper's unnormalized ones (NIN with `batch_norm=False`,
+            GoogLeNet `"paper"`).
+        epochs, batch_size, learning_rate, optimizer, schedule, warmup_epochs,
+        decay_epochs, decay_rate, weight_decay, augment, label_smoothing, dropout_rate,
+        ema: None (default) takes the recipe's value; a value overrides it (see
+            `recipes.Recipe` for each). With the `"fast"` recipe: 6 epochs, batch 64, Adam,
+            peak learning rate 2e-3 after one warm-up epoch, then cosine decay; no weight
+            decay, the source's augmentation, the builders' dropout, no label smoothing, no
+            EMA. `weight_decay=0` turns a recipe's weight decay off; `augment="none"` its
+            augmentation.
         aux_loss_weight: weight of each aux head's loss. Default 0.3 (paper).
         aux_classifiers: bool, GoogLeNet's aux heads. Default True.
         batch_norm: NIN only: batch normalization after each convolution. Default True
@@ -102,11 +111,19 @@ class TrainConfig:
     dataset: str = "digits"
     variant: str | None = None
     image_size: int | None = None
-    epochs: int = 6
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    optimizer: str = "adam"
+    recipe: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    optimizer: str | None = None
+    schedule: str | None = None
+    warmup_epochs: float | None = None
+    decay_epochs: tuple | None = None
+    decay_rate: float | None = None
     weight_decay: float | None = None
+    label_smoothing: float | None = None
+    dropout_rate: float | None = None
+    ema: bool | None = None
     aux_loss_weight: float = 0.3
     aux_classifiers: bool = True
     batch_norm: bool = True
@@ -144,15 +161,41 @@ class TrainConfig:
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("on_bad_image", self.on_bad_image, ON_BAD_IMAGE)
         check_choice("check_images", self.check_images, CHECK_IMAGES)
-        check_int("epochs", self.epochs)
-        check_int("batch_size", self.batch_size)
+        if self.recipe is not None:
+            check_choice("recipe", self.recipe, tuple(recipes.RECIPES))
+        if self.epochs is not None:
+            check_int("epochs", self.epochs)
+        if self.batch_size is not None:
+            check_int("batch_size", self.batch_size)
+        if self.optimizer is not None:
+            check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        if self.schedule is not None:
+            check_choice("schedule", self.schedule, recipes.SCHEDULES)
+        if self.learning_rate is not None:
+            check_number("learning_rate", self.learning_rate, strict=True)
+        for field in ("warmup_epochs", "decay_rate", "weight_decay"):
+            if getattr(self, field) is not None:
+                check_number(field, getattr(self, field))
+        for field in ("label_smoothing", "dropout_rate"):
+            value = getattr(self, field)
+            if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1):
+                raise ValueError(f"`{field}` must be a number in [0, 1). Received: {field}={value!r}")
+        if self.decay_epochs is not None:
+            if isinstance(self.decay_epochs, (int, float)) and not isinstance(self.decay_epochs, bool):
+                self.decay_epochs = (self.decay_epochs,)
+            if isinstance(self.decay_epochs, str) or not all(
+                isinstance(e, (int, float)) and not isinstance(e, bool) and e > 0 for e in self.decay_epochs
+            ):
+                raise ValueError(
+                    f"`decay_epochs` must be positive epoch numbers. Received: decay_epochs={self.decay_epochs!r}"
+                )
+            self.decay_epochs = tuple(self.decay_epochs)
+        if self.ema is not None:
+            check_bool("ema", self.ema)
         if self.image_size is not None:
             check_int("image_size", self.image_size)
         check_int("seed", self.seed, minimum=0, maximum=2**32 - 1)
-        check_number("learning_rate", self.learning_rate, strict=True)
         check_number("aux_loss_weight", self.aux_loss_weight)
-        if self.weight_decay is not None:
-            check_number("weight_decay", self.weight_decay)
         for flag in ("aux_classifiers", "batch_norm", "download"):
             check_bool(flag, getattr(self, flag))
         check_int("image_summary_freq", self.image_summary_freq, minimum=0)
@@ -174,15 +217,22 @@ class TrainConfig:
         return self
 
     def resolved(self):
-        """A copy with `image_size`, `variant` and `precision` filled in; this is what
-        `config.json` holds. `precision="auto"` becomes the policy this machine gets, so a
-        resumed run keeps the policy it started with."""
+        """A copy with the recipe's fields, `image_size`, `variant` and `precision` filled in;
+        this is what `config.json` holds. `precision="auto"` becomes the policy this machine
+        gets, so a resumed run keeps the policy it started with."""
         config = dataclasses.replace(self)
         if config.image_size is None and config.weights is not None and config.weights_are_imagenet():
             config.image_size = PRETRAINED_IMAGE_SIZE
         if config.image_size is None:
             config.image_size = DEFAULT_IMAGE_SIZES.get(config.dataset, 32)
         config.variant = config.resolved_variant()
+        if config.recipe is None:
+            config.recipe = recipes.default_recipe(config.model, config.batch_norm, config.variant)
+        recipe = recipes.get_recipe(config.recipe)
+        for field in recipes.RECIPE_FIELDS:
+            if getattr(config, field) is None:
+                setattr(config, field, getattr(recipe, field))
+        config.decay_epochs = tuple(config.decay_epochs)
         from keras_ninception.training.precision import resolve_precision
 
         config.precision = resolve_precision(config.precision)

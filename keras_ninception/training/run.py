@@ -21,6 +21,8 @@ from keras_ninception.models import build_googlenet, build_nin, to_inference_mod
 from keras_ninception.training import distribute, monitoring, transfer
 from keras_ninception.training.callbacks import make_callbacks
 from keras_ninception.training.compile import compile_model
+from keras_ninception.training.recipes import describe_recipe
+from keras_ninception.training.schedules import make_schedule
 from keras_ninception.training.config import (
     TrainConfig,
     config_differences,
@@ -99,13 +101,18 @@ def build_model(config, input_shape, num_classes):
     with dtype_policy(config.precision):
         if config.model == "nin":
             return build_nin(
-                input_shape=input_shape, num_classes=num_classes, batch_norm=config.batch_norm
+                input_shape=input_shape,
+                num_classes=num_classes,
+                batch_norm=config.batch_norm,
+                dropout_rate=config.dropout_rate,
             )
+        dropout = {} if config.dropout_rate is None else {"dropout_rate": config.dropout_rate}
         return build_googlenet(
             input_shape=input_shape,
             num_classes=num_classes,
             variant=config.resolved_variant(),
             aux_classifiers=config.aux_classifiers,
+            **dropout,
         )
 
 
@@ -128,19 +135,12 @@ def start_from(model, source, source_name, config, num_classes):
 
 
 def learning_rate_schedule(config, steps_per_epoch):
-    """Linear warm-up over the first epoch to `learning_rate`, then cosine decay to 0.
+    """The learning-rate schedule of a resolved `TrainConfig` (`recipes.make_schedule`).
 
     The schedule is a step function of the optimizer's iterations, so a resumed run
     (`BackupAndRestore` restores the iterations) continues on the same curve.
     """
-    total = steps_per_epoch * config.epochs
-    warmup = steps_per_epoch if config.epochs > 1 else 0
-    return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=config.learning_rate * (0.1 if warmup else 1.0),
-        decay_steps=max(1, total - warmup),
-        warmup_target=config.learning_rate if warmup else None,
-        warmup_steps=warmup,
-    )
+    return make_schedule(config, steps_per_epoch)
 
 
 def per_head_metrics(logs, output_names):
@@ -183,7 +183,7 @@ def format_accuracy(metrics):
     return " | ".join(f"{name} {m['accuracy']:.4f}" for name, m in metrics["heads"].items())
 
 
-def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
+def train(config=None, *, resume=False, overwrite=False, verbose="auto", callbacks=None):
     """Trains a NIN or GoogLeNet with `model.fit` and saves the run.
 
     A run folder that holds an interrupted run (`config.json`, no `model.keras`) with the
@@ -204,6 +204,8 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
             epoch, with the configuration saved there (the strategy is the one given now).
         overwrite: delete the run in `config.run_dir` first.
         verbose: Keras verbosity for `fit`/`evaluate` (`"auto"` shows progress bars).
+        callbacks: optional list of extra `keras.callbacks.Callback`s for `fit`, run
+            before the run's own (`make_callbacks`). Default None.
 
     Returns:
         dict: `{"run_dir": ..., "metrics": ..., "history": ...}`; metrics as in
@@ -243,6 +245,7 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
     # `resolved()` turned "auto" into the policy this machine gets; a resumed run keeps its own.
     logger.info("Precision: %s (--precision float32 forces full precision)", config.precision)
     logger.debug("Configuration: %s", dataclasses.asdict(config))
+    logger.info("Recipe: %s", describe_recipe(config))
 
     # Before any other TensorFlow work (MultiWorkerMirroredStrategy's requirement).
     strategy = distribute.make_strategy(strategy_name)
@@ -282,19 +285,21 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto"):
             learning_rate=learning_rate_schedule(config, steps_per_epoch),
             aux_loss_weight=config.aux_loss_weight,
             weight_decay=config.weight_decay,
+            label_smoothing=config.label_smoothing,
+            use_ema=config.ema,
         )
 
     if role.is_chief:
-        return _fit_and_save(model, splits, config, run_dir, saved, overwrite, None, verbose)
+        return _fit_and_save(model, splits, config, run_dir, saved, overwrite, None, verbose, callbacks)
     work_dir = tempfile.mkdtemp(prefix=f"ninception-{role.task_type}{role.task_id}-")
     restore_dir = None if overwrite else os.path.join(run_dir, "checkpoints", "backup")
     try:
-        return _fit_and_save(model, splits, config, work_dir, saved, False, restore_dir, verbose)
+        return _fit_and_save(model, splits, config, work_dir, saved, False, restore_dir, verbose, callbacks)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def _fit_and_save(model, splits, config, run_dir, saved, overwrite, restore_dir, verbose):
+def _fit_and_save(model, splits, config, run_dir, saved, overwrite, restore_dir, verbose, callbacks=None):
     """`model.fit`, evaluation and the run files, all written into `run_dir` (see `train`).
 
     `run_dir` is a non-chief worker's temporary folder in a multi-worker run; its result
@@ -324,7 +329,7 @@ def _fit_and_save(model, splits, config, run_dir, saved, overwrite, restore_dir,
             splits.train,
             validation_data=splits.validation,
             epochs=config.epochs,
-            callbacks=make_callbacks(
+            callbacks=list(callbacks or []) + make_callbacks(
                 run_dir,
                 hparams=hparams_of(config),
                 config=config,

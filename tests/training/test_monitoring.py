@@ -130,7 +130,7 @@ def test_profile_range_beyond_the_run_is_refused_before_anything_is_written(tmp_
 def test_monitoring_fields_are_not_hyperparameters():
     from keras_ninception.training.config import hparams_of
 
-    hparams = hparams_of(TrainConfig(histogram_freq=2, profile_batch="1,2").validate())
+    hparams = hparams_of(TrainConfig(histogram_freq=2, profile_batch="1,2").validate().resolved())
     assert hparams["learning_rate"] == 2e-3
     assert not {"histogram_freq", "image_summary_freq", "num_summary_images", "profile_batch"} & set(hparams)
 
