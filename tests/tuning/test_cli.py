@@ -4,6 +4,8 @@ import glob
 import json
 import os
 
+import pytest
+
 from keras_ninception.cli.main import build_parser, main
 from keras_ninception.tuning.run import TuneConfig
 
