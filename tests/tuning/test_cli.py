@@ -4,6 +4,8 @@ import glob
 import json
 import os
 
+import pytest
+
 from keras_ninception.cli.main import build_parser, main
 from keras_ninception.tuning.run import TuneConfig
 
@@ -34,6 +36,7 @@ def test_unknown_keys_in_a_definition_are_an_error(tmp_path, capsys):
     assert "unknown keys ['epoch']" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_tune_command_runs_and_refuses_to_run_again(tmp_path, capsys):
     path = tmp_path / "tiny.json"
     path.write_text(
