@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = (
     ("before: Glorot-uniform, fast recipe (Adam 2e-3)", "glorot_uniform", {"recipe": "fast"}),
     ("He-normal, fast recipe (Adam 2e-3)", None, {"recipe": "fast"}),
-    ("after: He-normal, fast-plain recipe (the form's default: SGD Nesterov, one-cycle to 0.02)", None, {}),
+    ("after: He-normal, fast-plain recipe (the form's default: Adam 3e-4)", None, {}),
 )
 
 

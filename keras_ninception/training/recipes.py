@@ -96,10 +96,10 @@ RECIPES = {
     # the gentle start and the lower peak that keep their class maps alive, and the longer
     # budget they need without normalization.
     "fast-plain": Recipe(
-        optimizer="sgd",
-        learning_rate=0.02,
-        schedule="one_cycle",
-        warmup_epochs=0,
+        optimizer="adam",
+        learning_rate=3e-4,
+        schedule="cosine",
+        warmup_epochs=1,
         decay_epochs=(),
         decay_rate=1.0,
         weight_decay=None,
@@ -109,10 +109,12 @@ RECIPES = {
         ema=False,
         epochs=30,
         batch_size=64,
-        source="SGD with Nesterov momentum 0.9 and the one-cycle schedule (Smith & Topin 2019, "
-        "arXiv:1708.07120; PyTorch OneCycleLR's defaults: from peak / 25 over 30% of the steps, "
-        "then cosine), the usual way to train plain ReLU networks without normalization. The "
-        "NIN paper's Caffe solver used momentum SGD too, with hand-lowered rates.",
+        source="keras-ninception's 'fast' with a peak rate of 3e-4 and 30 epochs, measured on the "
+        "digits at 24 px (benchmarks/nin_first_steps.py): the paper's NIN with Adam at 2e-3, 1e-3 "
+        "or 5e-4 (with or without the warm-up), or SGD at 0.05, ends with every class map below "
+        "zero after the final ReLU (loss pinned at ln(10)); at 3e-4 it reached 0.986 validation "
+        "accuracy in 30 epochs (SGD one-cycle to 0.02: 0.597). Adam moves every weight by about "
+        "the learning rate per step, which a 1x1 convolution over 192 channels sums coherently.",
     ),
     # CIFAR-10 from scratch in tens of epochs: the usual modern recipe for small
     # convolutional networks, with the regularization the papers had (dropout) kept.
