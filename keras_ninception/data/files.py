@@ -85,18 +85,30 @@ class FolderListing:
     ignored: tuple
 
 
+def visible_folders(path):
+    """`(visible, ignored)`: the sorted names of the folders in `path` that are data, and of
+    those that are hidden or OS/tool debris (`is_ignored`). The one rule for splits and
+    classes."""
+    visible, ignored = [], []
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.is_dir():
+                (ignored if is_ignored(entry.name) else visible).append(entry.name)
+    return sorted(visible), sorted(ignored)
+
+
 def split_folders(root):
     """The sorted visible folders of `root`: its splits."""
-    with os.scandir(root) as entries:
-        return sorted(entry.name for entry in entries if entry.is_dir() and not is_ignored(entry.name))
+    return visible_folders(root)[0]
 
 
 def list_image_folder(root, splits=None):
     """Lists the image files of `root/<split>/<class>/*.jpg|jpeg|png` (see the module docstring).
 
-    Splits are the visible folders of `root`, classes the visible folders of a split, images
-    the visible entries of a class whose name ends in `.jpg`, `.jpeg` or `.png` (any case).
-    An entry named like an image that is a folder is listed, so that the check reports it.
+    Splits are the visible folders of `root`, classes the visible folders of a split
+    (`visible_folders`), images the visible entries of a class whose name ends in `.jpg`,
+    `.jpeg` or `.png` (any case). An entry named like an image that is a folder is listed, so
+    that the check reports it.
 
     Args:
         root: the folder.
@@ -108,24 +120,17 @@ def list_image_folder(root, splits=None):
     """
     ignored = []
 
-    def visible_folders(path, relative):
-        folders = []
-        with os.scandir(path) as entries:
-            for entry in entries:
-                if not entry.is_dir():
-                    continue
-                if is_ignored(entry.name):
-                    ignored.append(os.path.join(relative, entry.name) + "/")
-                else:
-                    folders.append(entry.name)
-        return sorted(folders)
+    def folders(path, relative):
+        visible, hidden = visible_folders(path)
+        ignored.extend(os.path.join(relative, name) + "/" for name in hidden)
+        return visible
 
     files = {}
-    for split in visible_folders(root, ""):
+    for split in folders(root, ""):
         if splits is not None and split not in splits:
             continue
         files[split] = {}
-        for class_name in visible_folders(os.path.join(root, split), split):
+        for class_name in folders(os.path.join(root, split), split):
             class_dir = os.path.join(root, split, class_name)
             names = []
             with os.scandir(class_dir) as entries:
