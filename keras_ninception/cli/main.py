@@ -107,7 +107,7 @@ def _add_train_parser(subparsers):
         help="start from pretrained weights: 'imagenet' (TF-slim's inception_v1, from "
         "$KERAS_HOME/models/ or downloaded there), a local inception_v1_2016_08_28.tar.gz / "
         ".ckpt, torchvision's googlenet .pth, a .keras file, or a finished run folder; heads "
-        "that do not fit (other classes, aux heads) start fresh",
+        "that do not fit (other classes, aux heads) start fresh (default: none, train from scratch)",
     )
     p.add_argument(
         "--fine-tune",
@@ -131,22 +131,23 @@ def _add_train_parser(subparsers):
         "(keras_ninception.training.recipes); the flags below override it (default: fast, and "
         "fast-plain for the unnormalized forms: --no-batch-norm NIN, GoogLeNet --variant paper)",
     )
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the recipe's; fast: 6)")
-    p.add_argument("--batch-size", type=int, default=None, help="global batch size (default: the recipe's; fast: 64)")
+    fast = RECIPES["fast"]
+    p.add_argument("--epochs", type=int, default=None, help=f"training epochs (default: the recipe's; fast: {fast.epochs})")
+    p.add_argument("--batch-size", type=int, default=None, help=f"global batch size (default: the recipe's; fast: {fast.batch_size})")
     p.add_argument(
         "--learning-rate",
         type=float,
         default=None,
-        help="peak learning rate (default: the recipe's; fast: 2e-3)",
+        help=f"peak learning rate (default: the recipe's; fast: {fast.learning_rate})",
     )
     p.add_argument(
-        "--optimizer", default=None, choices=OPTIMIZERS, help="default: the recipe's (fast: adam)"
+        "--optimizer", default=None, choices=OPTIMIZERS, help=f"the optimizer (default: the recipe's; fast: {fast.optimizer})"
     )
     p.add_argument(
-        "--schedule", default=None, choices=SCHEDULES, help="learning-rate schedule (default: the recipe's; fast: cosine)"
+        "--schedule", default=None, choices=SCHEDULES, help=f"learning-rate schedule (default: the recipe's; fast: {fast.schedule})"
     )
     p.add_argument(
-        "--warmup-epochs", type=float, default=None, help="warm-up of the cosine schedule (default: the recipe's; fast: 1)"
+        "--warmup-epochs", type=float, default=None, help=f"warm-up epochs of the cosine schedule (default: the recipe's; fast: {fast.warmup_epochs})"
     )
     p.add_argument(
         "--weight-decay",

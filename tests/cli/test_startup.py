@@ -59,18 +59,21 @@ def test_train_help_shows_every_default_of_train_config():
     formatter = parser._get_formatter()
     helps = {a.option_strings[-1]: formatter._expand_help(a) for a in parser._actions if a.option_strings}
     defaults = TrainConfig()
+    fast = TrainConfig(recipe="fast").validate().resolved()  # the recipe fields' defaults
+    for flag, value in (("--epochs", fast.epochs), ("--batch-size", fast.batch_size),
+                        ("--learning-rate", fast.learning_rate), ("--optimizer", fast.optimizer)):
+        assert f"(default: the recipe's; fast: {value})" in helps[flag], (flag, helps[flag])
     for flag, value in (
-        ("--model", defaults.model), ("--dataset", defaults.dataset), ("--epochs", defaults.epochs),
-        ("--batch-size", defaults.batch_size), ("--learning-rate", defaults.learning_rate),
-        ("--optimizer", defaults.optimizer), ("--seed", defaults.seed),
+        ("--model", defaults.model), ("--dataset", defaults.dataset), ("--seed", defaults.seed),
         ("--aux-loss-weight", defaults.aux_loss_weight), ("--validation-fraction", defaults.validation_fraction),
         ("--on-bad-image", defaults.on_bad_image), ("--strategy", defaults.strategy),
         ("--image-summary-freq", defaults.image_summary_freq), ("--num-summary-images", defaults.num_summary_images),
         ("--histogram-freq", defaults.histogram_freq),
     ):
         assert f"(default: {value}" in helps[flag], (flag, helps[flag])
-    assert helps["--epochs"].endswith("(default: 6)") and helps["--learning-rate"].endswith("(default: 0.002)")
-    assert helps["--augment"].endswith("(default: crop for digits and gray TFDS datasets, else crop_flip)")
+    assert helps["--epochs"].endswith("(default: the recipe's; fast: 6)")
+    assert helps["--learning-rate"].endswith("(default: the recipe's; fast: 0.002)")
+    assert helps["--augment"].endswith("(default: the recipe's; fast: crop for digits and gray TFDS datasets, else crop_flip)")
     assert helps["--no-aux"] == "GoogLeNet without aux heads"  # a switch: no "(default: True)"
     for flag, text in helps.items():  # every flag that takes a value says what happens without it
         action = next(a for a in parser._actions if flag in a.option_strings)
