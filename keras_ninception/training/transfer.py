@@ -91,7 +91,7 @@ def source_model(weights, variant, input_shape, num_classes):
     ImageNet weights are built with `build_googlenet(variant, weights=...)`, without a top
     unless the target has 1000 classes (then the ImageNet classifier is kept).
     """
-    if weights == "imagenet" or is_pretrained(weights):
+    if not is_run_dir(weights) and is_pretrained(weights):  # a folder is a run, never a checkpoint
         keep_top = num_classes == 1000
         model = build_googlenet(
             input_shape=input_shape,

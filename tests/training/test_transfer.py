@@ -103,6 +103,16 @@ def test_a_folder_that_is_not_a_finished_run_is_refused(tmp_path):
         TrainConfig(weights=str(tmp_path)).validate()
 
 
+def test_a_run_folder_is_a_source_model(tmp_path):
+    from keras_ninception.training.transfer import source_model
+
+    run = tmp_path / "run"
+    run.mkdir()
+    tiny(3).save(str(run / "model.keras"))
+    model, name = source_model(str(run), "cifar", (20, 20, 3), 2)
+    assert name == str(run) and model.get_layer("main_classifier").kernel.shape == (128, 3)  # width 0.125
+
+
 def test_imagenet_weights_default_to_slim_at_224_px():
     config = TrainConfig(weights="imagenet", dataset="some/folder").validate().resolved()
     assert (config.variant, config.image_size) == ("slim", 224)
