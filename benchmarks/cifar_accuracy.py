@@ -220,10 +220,12 @@ def write_report(out_dir, results, command):
     lines = [
         "# CIFAR-10 accuracy on 5,000 held-out images (the last 500 per class of the shared JPEG train split)",
         "",
-        f"Command: `{command}`",
+        f"Command: `python3.11 benchmarks/cifar_accuracy.py --forms {' '.join(results)}` (resumes an interrupted run)",
+        "Training time is the sum of the epochs' wall time on this machine, as loaded as it was (the"
+        " first epoch includes decoding the JPEGs into the in-memory cache).",
         f"CPU: {cpu['model']}, {cpu['cores']} cores, flags {', '.join(cpu['flags']) or 'none of avx512_bf16/amx'}",
         "",
-        "| form | recipe | epochs done / planned | test top-1 per head (last epoch) | target (main) | training time | images/s |",
+        "| form | settings | epochs done / planned | test top-1 per head (last epoch) | target (main) | training time | images/s |",
         "|---|---|---|---|---|---:|---:|",
     ]
     for form, r in results.items():
@@ -231,7 +233,7 @@ def write_report(out_dir, results, command):
         target = f"{r['target']:.3f}" if r["target"] else "-"
         state = "" if r["complete"] else " (running or stopped)"
         lines.append(
-            f"| {form} | {r['config'].get('recipe', '-')} | {r['epochs_done']} / {r['epochs_planned']}{state} | {heads} "
+            f"| {form} | {settings(r['config'])} | {r['epochs_done']} / {r['epochs_planned']}{state} | {heads} "
             f"| {target} | {r['train_seconds'] / 60:.1f} min | {r.get('images_per_second', '-')} |"
         )
     lines += ["", "Test accuracy after each epoch (main head), and training seconds:", ""]
@@ -241,6 +243,15 @@ def write_report(out_dir, results, command):
     with open(os.path.join(out_dir, "cifar_accuracy.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     plot_curves(results, os.path.join(out_dir, "time_to_accuracy.png"))
+
+
+def settings(config):
+    """`cifar: sgd 0.1 cosine, wd 0.005, crop_flip, batch 128` from a saved train config."""
+    return (
+        f"{config.get('recipe') or '-'}: {config.get('optimizer')} {config.get('learning_rate')} "
+        f"{config.get('schedule') or 'cosine'}, wd {config.get('weight_decay')}, {config.get('augment')}, "
+        f"batch {config.get('batch_size')}"
+    )
 
 
 def plot_curves(results, path):
