@@ -12,7 +12,9 @@ import os
 import keras
 import tensorflow as tf
 
+from keras_ninception.data import cache as cache_policy
 from keras_ninception.data import pipeline
+from keras_ninception.data import prepared
 from keras_ninception.data import sources
 
 ON_BAD_IMAGE_MODES = ("error", "skip")
@@ -37,6 +39,12 @@ class DatasetSplits:
         num_examples: `{"train": n, "validation": n, "test": n}` examples
             (not batches); `"test"` is 0 when `test` is `None`.
         source: `"digits"`, the folder path, or the TFDS name.
+        cache_plan: `{split: "in memory (why)"}`, what `cache` chose for each split
+            (see `keras_ninception.data.cache`).
+        file_sharded: whether the splits read record files (a prepared folder), so that a
+            multi-worker run can shard them by file (`AutoShardPolicy.FILE`). Such
+            splits have no declared cardinality: a worker's share is known only once
+            the files are split between the workers.
     """
 
     train: tf.data.Dataset
@@ -46,6 +54,8 @@ class DatasetSplits:
     input_shape: tuple[int, int, int]
     num_examples: dict[str, int]
     source: str
+    cache_plan: dict[str, str] = dataclasses.field(default_factory=dict)
+    file_sharded: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -112,6 +122,9 @@ def _validate_arguments(
     seed,
     on_bad_image,
     cache,
+    cache_budget,
+    eval_crop,
+    color_distortion,
 ):
     """Checks every argument of `load_dataset`; returns the normalized ones."""
     if not _is_path(source) or not os.fspath(source):
@@ -162,19 +175,31 @@ def _validate_arguments(
             f"`on_bad_image` must be one of {ON_BAD_IMAGE_MODES}. "
             f"Received: on_bad_image={on_bad_image!r}"
         )
-    if not isinstance(cache, bool):
-        if not _is_path(cache) or not os.fspath(cache):
-            raise ValueError(
-                "`cache` must be True (in memory), False (none), or a file "
-                f"path prefix. Received: cache={cache!r}"
-            )
-        cache_dir = os.path.dirname(os.path.abspath(os.fspath(cache)))
-        if not os.path.isdir(cache_dir):
-            raise ValueError(
-                f"The directory of the cache file, {cache_dir!r}, does not "
-                f"exist. Create it or pass another path. Received: cache={cache!r}"
-            )
-        cache = os.fspath(cache)
+    cache = cache_policy.validate_cache(cache)
+    if cache_budget is not None and (not _is_int(cache_budget) or cache_budget < 0):
+        raise ValueError(
+            "`cache_budget` must be None (a quarter of the available memory) or a number of "
+            f"bytes >= 0. Received: cache_budget={cache_budget!r}"
+        )
+    if eval_crop is not None and (
+        not isinstance(eval_crop, numbers.Real)
+        or isinstance(eval_crop, bool)
+        or not 0.0 < eval_crop <= 1.0
+    ):
+        raise ValueError(
+            "`eval_crop` must be None (no crop) or the central fraction of each side kept, "
+            f"in (0, 1], such as 0.875. Received: eval_crop={eval_crop!r}"
+        )
+    if not isinstance(color_distortion, bool):
+        raise ValueError(
+            "`color_distortion` must be True or False. "
+            f"Received: color_distortion={color_distortion!r}"
+        )
+    if color_distortion and augment != "inception":
+        raise ValueError(
+            "`color_distortion` is part of augment='inception'; pass augment='inception' "
+            f"with it. Received: augment={augment!r}, color_distortion=True"
+        )
     return image_size, output_names, cache
 
 
@@ -191,11 +216,14 @@ def load_dataset(
     download=False,
     seed=0,
     on_bad_image="error",
-    cache=True,
+    cache="auto",
+    cache_budget=None,
+    eval_crop=None,
+    color_distortion=False,
 ):
     """Loads an image-classification dataset as batched train/val/test splits.
 
-    Three kinds of source:
+    Four kinds of source:
 
     - `"digits"` (the only entry of `EMBEDDED_DATASETS`): the UCI handwritten
       digits (Alpaydin & Kaynak, 1998), bundled with scikit-learn
@@ -210,13 +238,19 @@ def load_dataset(
       `ceil(validation_fraction * n)` training examples in ImageFolder's
       deterministic order; `test/` if present. Files are checked before
       anything is built (see `on_bad_image`).
+    - the path of a folder written by `prepare_image_folder` (`ninception prepare`): TFDS
+      record shards of the splits `train`, `validation` and maybe `test`, read with
+      interleaved parallel reads, the training files in a new seeded order each epoch
+      (see `keras_ninception.data.prepared`). A multi-worker run shards them by file.
     - any other string: a TFDS catalog name (`"cifar10"`, `"mnist"`, ...)
       read with `tfds.builder(name, data_dir=data_dir)`; validation is the
       `validation` split if any, else `train[:n]` with
       `n = ceil(validation_fraction * num_train)`; `test` if any.
 
     The pipeline of each split (see `pipeline.py`): decode -> resize to
-    `image_size` (bilinear, back to `uint8`) -> `cache` -> shuffle (train
+    `image_size` (bilinear, back to `uint8`; evaluation splits with `eval_crop`: resize
+    to `image_size / eval_crop`, then the central `image_size`; the training split with
+    `augment="inception"` is kept at its own size) -> `cache` -> shuffle (train
     only, seeded, reshuffled each epoch) -> augment (train only, per image,
     in parallel) -> `batch(batch_size)` -> scale to `float32` in [-1, 1] (`x / 127.5 - 1`, the
     Inception preprocessing) and transpose to channels_first when
@@ -243,10 +277,13 @@ def load_dataset(
         augment: `None` (default) for the source's default (`"crop"` for
             digits and gray TFDS datasets: no flips, a mirrored digit is
             another symbol; `"crop_flip"` for image folders and RGB TFDS
-            datasets), or `"none"`, `"crop"` (random whole-pixel translation
-            up to 1/8 of each side) or `"crop_flip"` (that plus random
-            horizontal flips). Applied to train only, per image, with
-            stateless `tf.image` ops seeded from `seed`.
+            datasets), or `"none"`, `"crop"` (random sub-pixel translation
+            up to 1/8 of each side), `"crop_flip"` (that plus random
+            horizontal flips) or `"inception"` (GoogLeNet's random crop of 8% to 100%
+            of the original image's area, aspect ratio 3/4 to 4/3, resized to
+            `image_size`, and a random flip; see `pipeline.build_inception_augmenter`).
+            Applied to train only, per image, with stateless `tf.image` ops seeded
+            from `seed`.
         data_dir: TFDS data directory; `None` for the TFDS default.
         download: TFDS only: download and prepare the dataset into
             `data_dir` first (needs network). Default False.
@@ -255,9 +292,23 @@ def load_dataset(
         on_bad_image: image folders only: what to do with files that are
             empty or do not start like a JPEG or PNG. `"error"` (default)
             raises; `"skip"` leaves them out and warns with their count.
-        cache: `True` (default) caches the resized `uint8` images in memory,
-            a path string caches them in files `<path>-<split>...` (the only
-            thing this function may write), `False` caches nothing.
+        cache: where the decoded `uint8` images of each split are kept between
+            epochs: `"auto"` (default) in memory for each split whose decoded size
+            (images x height x width x channels bytes) fits in what is left of
+            `cache_budget`, else nowhere; `"memory"` (or `True`) every split in memory;
+            `"none"` (or `False`) nowhere (decoded again each epoch); a path string in
+            tf.data cache files `<path>-<split>...` (the only thing this function may
+            write). See `keras_ninception.data.cache`; the choice is logged (logger
+            `keras_ninception`, INFO) and returned in `DatasetSplits.cache_plan`.
+        cache_budget: bytes `cache="auto"` may fill, which also bound the training
+            shuffle buffer (with `pipeline.MAX_SHUFFLE_BYTES`); `None` (default): a
+            quarter of the available memory for the cache.
+        eval_crop: `None` (default) or the central fraction of each side kept for
+            validation and test, in (0, 1]: resize to `round(image_size / eval_crop)`,
+            then crop the central `image_size` (0.875 is TF-slim's: 256 then 224).
+        color_distortion: with `augment="inception"` only: also TF-slim's random
+            brightness, saturation, hue and contrast (`pipeline.distort_color`).
+            Default False.
 
     Returns:
         A `DatasetSplits`.
@@ -285,6 +336,9 @@ def load_dataset(
         seed=seed,
         on_bad_image=on_bad_image,
         cache=cache,
+        cache_budget=cache_budget,
+        eval_crop=eval_crop,
+        color_distortion=color_distortion,
     )
 
     source_name = os.fspath(source)
@@ -292,6 +346,8 @@ def load_dataset(
         raw = sources.read_digits(
             channels=channels, validation_fraction=validation_fraction
         )
+    elif prepared.is_prepared_folder(os.path.expanduser(source_name)):
+        raw = prepared.read_prepared_folder(source_name, channels=channels, seed=seed)
     elif os.path.isdir(os.path.expanduser(source_name)):
         raw = sources.read_image_folder(
             source_name,
@@ -309,8 +365,28 @@ def load_dataset(
         )
 
     augment = raw.default_augment if augment is None else augment
-    augmenter = pipeline.build_augmenter(augment, raw.channels)
+    keep_original = pipeline.reads_original_image(augment)
+    augmenter = pipeline.build_augmenter(
+        augment, raw.channels, image_size=image_size, color_distortion=color_distortion
+    )
     data_format = keras.config.image_data_format()
+    height, width = image_size
+
+    splits = {"train": raw.train, "validation": raw.validation}
+    if raw.test is not None:
+        splits["test"] = raw.test
+    sizes = {split: (raw.num_examples[split], height, width, raw.channels) for split in splits}
+    if keep_original:
+        sizes["train"] = (raw.num_examples["train"], *_mean_image_shape(raw.train))
+    plan = cache_policy.plan_cache(cache, sizes, cache_budget)
+    cache_policy.log_plan(plan)
+    max_shuffle_bytes = pipeline.MAX_SHUFFLE_BYTES
+    if cache_budget is not None:
+        max_shuffle_bytes = min(max_shuffle_bytes, cache_budget)
+    _, train_height, train_width, train_channels = sizes["train"]
+    shuffle_buffer = pipeline.shuffle_buffer_size(
+        raw.num_examples["train"], train_height * train_width * train_channels, max_shuffle_bytes
+    )
 
     def build(split, dataset):
         return pipeline.build_pipeline(
@@ -323,21 +399,35 @@ def load_dataset(
             augmenter=augmenter,
             output_names=output_names,
             data_format=data_format,
-            cache=cache,
+            cache=plan[split].target,
             seed=seed,
+            eval_crop=eval_crop,
+            keep_original=keep_original,
+            shuffle_buffer=shuffle_buffer,
         )
 
-    height, width = image_size
     if data_format == "channels_first":
         input_shape = (raw.channels, height, width)
     else:
         input_shape = (height, width, raw.channels)
+    built = {split: build(split, dataset) for split, dataset in splits.items()}
     return DatasetSplits(
-        train=build("train", raw.train),
-        validation=build("validation", raw.validation),
-        test=None if raw.test is None else build("test", raw.test),
+        train=built["train"],
+        validation=built["validation"],
+        test=built.get("test"),
         class_names=raw.class_names,
         input_shape=input_shape,
         num_examples=dict(raw.num_examples),
         source=raw.source,
+        cache_plan={split: entry.describe() for split, entry in plan.items()},
+        file_sharded=raw.file_sharded,
     )
+
+
+def _mean_image_shape(dataset):
+    """`(height, width, channels)`, the mean over the first `cache.SIZE_SAMPLE` images
+    (rounded), for the size estimate of a split cached at the source's own size."""
+    shapes = [image.shape for image, _ in dataset.take(cache_policy.SIZE_SAMPLE)]
+    if not shapes:
+        return (0, 0, 0)
+    return tuple(int(round(sum(shape[axis] for shape in shapes) / len(shapes))) for axis in range(3))

@@ -66,6 +66,8 @@ class SourceSplits:
         default_augment: the augmentation that suits the source
             (`"crop"` or `"crop_flip"`).
         source: `"digits"`, the folder path, or the TFDS name.
+        file_sharded: whether the splits read record files that a multi-worker run
+            can shard by file (a prepared folder). Default False.
     """
 
     train: tf.data.Dataset
@@ -76,6 +78,7 @@ class SourceSplits:
     num_examples: dict[str, int]
     default_augment: str
     source: str
+    file_sharded: bool = False
 
 
 def num_validation_examples(num_train, validation_fraction, where):
