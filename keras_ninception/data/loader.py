@@ -125,6 +125,7 @@ def _validate_arguments(
     cache_budget,
     eval_crop,
     color_distortion,
+    manual_dir,
 ):
     """Checks every argument of `load_dataset`; returns the normalized ones."""
     if not _is_path(source) or not os.fspath(source):
@@ -195,6 +196,11 @@ def _validate_arguments(
             "`color_distortion` must be True or False. "
             f"Received: color_distortion={color_distortion!r}"
         )
+    if manual_dir is not None and (not _is_path(manual_dir) or not download):
+        raise ValueError(
+            "`manual_dir` must be a path, given with download=True: TFDS reads it when it "
+            f"prepares the dataset. Received: manual_dir={manual_dir!r}"
+        )
     if color_distortion and augment != "inception":
         raise ValueError(
             "`color_distortion` is part of augment='inception'; pass augment='inception' "
@@ -220,6 +226,7 @@ def load_dataset(
     cache_budget=None,
     eval_crop=None,
     color_distortion=False,
+    manual_dir=None,
 ):
     """Loads an image-classification dataset as batched train/val/test splits.
 
@@ -309,6 +316,10 @@ def load_dataset(
         color_distortion: with `augment="inception"` only: also TF-slim's random
             brightness, saturation, hue and contrast (`pipeline.distort_color`).
             Default False.
+        manual_dir: TFDS only, with `download=True`: the folder of the files a dataset
+            needs downloaded by hand (`tfds.download.DownloadConfig(manual_dir=...)`):
+            `"imagenet2012"` reads `ILSVRC2012_img_train.tar` and
+            `ILSVRC2012_img_val.tar` there. Default None.
 
     Returns:
         A `DatasetSplits`.
@@ -339,6 +350,7 @@ def load_dataset(
         cache_budget=cache_budget,
         eval_crop=eval_crop,
         color_distortion=color_distortion,
+        manual_dir=manual_dir,
     )
 
     source_name = os.fspath(source)
@@ -362,6 +374,7 @@ def load_dataset(
             validation_fraction=validation_fraction,
             data_dir=None if data_dir is None else os.fspath(data_dir),
             download=download,
+            manual_dir=None if manual_dir is None else os.fspath(manual_dir),
         )
 
     augment = raw.default_augment if augment is None else augment

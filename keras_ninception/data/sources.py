@@ -490,7 +490,7 @@ def read_image_folder(root, *, channels, validation_fraction, on_bad_image):
 # ---------------------------------------------------------------------------
 
 
-def read_tfds(name, *, channels, validation_fraction, data_dir, download):
+def read_tfds(name, *, channels, validation_fraction, data_dir, download, manual_dir=None):
     """Reads a dataset of the TFDS catalog (`cifar10`, `mnist`, ...).
 
     Uses `tfds.builder(name, data_dir=data_dir)` and the dataset's supervised
@@ -510,6 +510,9 @@ def read_tfds(name, *, channels, validation_fraction, data_dir, download):
             default (`~/tensorflow_datasets` or `$TFDS_DATA_DIR`).
         download: whether to call `download_and_prepare()` first (needs
             network; writes into `data_dir`).
+        manual_dir: with `download`: the folder of the files TFDS cannot download
+            itself (`tfds.download.DownloadConfig(manual_dir=...)`), such as
+            `imagenet2012`'s `ILSVRC2012_img_train.tar` and `ILSVRC2012_img_val.tar`.
 
     Returns:
         A `SourceSplits`; default augmentation `"crop"` for grayscale
@@ -535,7 +538,12 @@ def read_tfds(name, *, channels, validation_fraction, data_dir, download):
 
     if download:
         try:
-            builder.download_and_prepare()
+            if manual_dir is None:
+                builder.download_and_prepare()
+            else:
+                builder.download_and_prepare(
+                    download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
+                )
         except Exception as err:
             raise RuntimeError(
                 f"Could not download and prepare the TFDS dataset {name!r} "
