@@ -2,48 +2,116 @@
 
 The CLI only parses arguments and calls the training layer; errors in the package's own
 words are printed as `ninception: error: ...` with exit status 2, nothing half-written.
+Results (`--json`, tables, predictions) go to stdout; run messages are `keras_ninception`
+log records on stderr, and `-q/--quiet` and `-v/--verbose` mean the same in every subcommand
+(`_add_verbosity_flags`, `_apply_verbosity`).
 """
 
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import sys
 
 DESCRIPTION = "Network in Network and GoogLeNet (Inception v1) for Keras 3."
+logger = logging.getLogger("keras_ninception.cli")
+
+
+def _add_verbosity_flags(parser):
+    """`-q/--quiet` and `-v/--verbose`, the same for every subcommand."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "-q",
+        "--quiet",
+        dest="verbosity",
+        action="store_const",
+        const="quiet",
+        default="default",
+        help="only results, warnings and errors: no run messages, no Keras progress bars",
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        dest="verbosity",
+        action="store_const",
+        const="verbose",
+        help="also the detail of a run (its resolved configuration) and TensorFlow's own C++ log "
+        "lines (quiet by default unless TF_CPP_MIN_LOG_LEVEL is set)",
+    )
+
+
+def _apply_verbosity(args):
+    """Sets the package's log level from `--quiet`/`--verbose`; returns Keras' `verbose`."""
+    from keras_ninception import reporting
+
+    reporting.configure(args.verbosity)
+    return reporting.keras_verbose(args.verbosity)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds `(default: X)` to a flag's help, unless the help already says its default.
+
+    Not for on/off switches (`--download`, `--no-aux`) or a default of None (their help
+    says what happens without them).
+    """
+
+    def _get_help_string(self, action):
+        help_text = action.help or ""
+        switch = isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._StoreConstAction))
+        if "default" in help_text or switch or action.default is None or action.default is argparse.SUPPRESS:
+            return help_text
+        return super()._get_help_string(action)
+
+
+def _add_subparser(subparsers, name, **kwargs):
+    return subparsers.add_parser(name, formatter_class=HelpFormatter, **kwargs)
 
 
 def _add_train_parser(subparsers):
-    from keras_ninception.training.distribute import STRATEGIES
-    from keras_ninception.training.precision import PRECISIONS
-    from keras_ninception.training.run import MODELS, TrainConfig
+    # TF-free imports: `--help` never imports TensorFlow.
+    from keras_ninception.options import AUGMENT_MODES, MODELS, ON_BAD_IMAGE, OPTIMIZERS, PRECISIONS, STRATEGIES, TRAIN_VARIANTS
+    from keras_ninception.training.config import TrainConfig
 
     defaults = TrainConfig()
-    p = subparsers.add_parser(
+    p = _add_subparser(
+        subparsers,
         "train",
         help="train a model with model.fit (default: GoogLeNet with aux heads on the embedded digits)",
         description="Train NIN or GoogLeNet, log to TensorBoard and save the run under saved_models/.",
     )
-    p.add_argument("--model", choices=MODELS, default=defaults.model)
+    p.add_argument("--model", choices=MODELS, default=defaults.model, help="the architecture")
     p.add_argument(
         "--variant",
-        choices=("paper", "cifar"),
+        choices=TRAIN_VARIANTS,
         default=None,
         help="GoogLeNet variant (default: 'cifar' below 79 px, else 'paper')",
     )
     p.add_argument(
         "--dataset",
         default=defaults.dataset,
-        help="'digits' (embedded), a folder ROOT/<split>/<class>/*.jpg, or a TFDS name (default: %(default)s)",
+        help="'digits' (embedded), a folder ROOT/<split>/<class>/*.jpg, or a TFDS name",
     )
-    p.add_argument("--data-dir", default=None, help="TFDS data directory")
+    p.add_argument("--data-dir", default=None, help="TFDS data directory (default: TFDS' own)")
     p.add_argument("--download", action="store_true", help="let TFDS download the dataset (needs network)")
-    p.add_argument("--epochs", type=int, default=defaults.epochs)
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    p.add_argument("--optimizer", default=defaults.optimizer, choices=("adam", "adamw", "sgd", "rmsprop"))
-    p.add_argument("--weight-decay", type=float, default=None)
-    p.add_argument("--aux-loss-weight", type=float, default=defaults.aux_loss_weight)
+    p.add_argument("--epochs", type=int, default=defaults.epochs, help="training epochs")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size, help="global batch size, in images")
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        default=defaults.learning_rate,
+        help="peak learning rate: one warm-up epoch, then cosine decay",
+    )
+    p.add_argument("--optimizer", default=defaults.optimizer, choices=OPTIMIZERS, help="the optimizer")
+    p.add_argument(
+        "--weight-decay", type=float, default=None, help="decoupled weight decay (default: none; adamw: 1e-4)"
+    )
+    p.add_argument(
+        "--aux-loss-weight",
+        type=float,
+        default=defaults.aux_loss_weight,
+        help="weight of each aux head's loss in the total, as in the paper",
+    )
     p.add_argument("--no-aux", dest="aux_classifiers", action="store_false", help="GoogLeNet without aux heads")
     p.add_argument(
         "--no-batch-norm",
@@ -54,10 +122,25 @@ def _add_train_parser(subparsers):
     p.add_argument(
         "--image-size", type=int, default=None, help="input side in pixels (default: 24 for digits, else 32)"
     )
-    p.add_argument("--validation-fraction", type=float, default=defaults.validation_fraction)
-    p.add_argument("--augment", choices=("none", "crop", "crop_flip"), default=None)
-    p.add_argument("--on-bad-image", choices=("error", "skip"), default=defaults.on_bad_image)
-    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=defaults.validation_fraction,
+        help="share of train held out for validation when the source has no validation split",
+    )
+    p.add_argument(
+        "--augment",
+        choices=AUGMENT_MODES,
+        default=None,
+        help="training augmentation (default: crop for digits and gray TFDS datasets, else crop_flip)",
+    )
+    p.add_argument(
+        "--on-bad-image",
+        choices=ON_BAD_IMAGE,
+        default=defaults.on_bad_image,
+        help="damaged images in a folder: stop with an error naming them, or skip them",
+    )
+    p.add_argument("--seed", type=int, default=defaults.seed, help="seeds Keras, TF, NumPy and the shuffling")
     p.add_argument(
         "--precision",
         choices=PRECISIONS,
@@ -109,16 +192,24 @@ def _add_train_parser(subparsers):
 
 
 def _add_evaluate_parser(subparsers):
-    p = subparsers.add_parser(
+    from keras_ninception.options import SPLITS
+
+    p = _add_subparser(
+        subparsers,
         "evaluate",
         help="per-head loss and accuracy of a saved run",
         description="Report loss and accuracy of every head of a saved run on one split.",
     )
-    p.add_argument("run_dir")
-    p.add_argument("--dataset", default=None, help="default: the run's dataset")
-    p.add_argument("--split", default="test", choices=("train", "validation", "test"))
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("run_dir", help="a run folder of `ninception train`, `tune` or `prune`")
+    p.add_argument("--dataset", default=None, help="the data to evaluate on (default: the run's dataset)")
+    p.add_argument(
+        "--split",
+        default=None,
+        choices=SPLITS,
+        help="the split (default: test; validation, with a note, when the dataset has no test split)",
+    )
+    p.add_argument("--data-dir", default=None, help="TFDS data directory (default: the run's)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per batch (default: the run's)")
     p.add_argument("--json", action="store_true", help="print the result as JSON (only JSON on stdout)")
     p.add_argument(
         "--output-dir",
@@ -135,18 +226,19 @@ def _add_evaluate_parser(subparsers):
 
 
 def _add_prune_parser(subparsers):
-    from keras_ninception.training.heads import DEFAULT_TOLERANCE
+    from keras_ninception.options import DEFAULT_TOLERANCE, HEADS
 
-    p = subparsers.add_parser(
+    p = _add_subparser(
+        subparsers,
         "prune",
         help="save a GoogLeNet run cut after one of its heads as a standalone run",
         description="Cut a trained GoogLeNet after the branch point of one head (aux1: "
         "inception_4a, aux2: inception_4d, main: the inference model) and save the network up "
         "to that head as a run folder that `ninception evaluate` reads like any other run.",
     )
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="a GoogLeNet run folder")
     group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--head", choices=("aux1", "aux2", "main"))
+    group.add_argument("--head", choices=HEADS, help="the head to keep")
     group.add_argument(
         "--auto",
         action="store_true",
@@ -159,7 +251,7 @@ def _add_prune_parser(subparsers):
         help="--auto: absolute accuracy below the best that is still good enough (default %(default)s = 1 point)",
     )
     p.add_argument("--out-dir", default=None, help="the new run folder (default: RUN_DIR-<head>)")
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None, help="images per batch (default: the run's)")
     p.add_argument("--overwrite", action="store_true", help="replace the pruned run in --out-dir")
     p.set_defaults(func=_prune)
 
@@ -174,27 +266,31 @@ def _prune(args):
         tolerance=args.tolerance,
         overwrite=args.overwrite,
         batch_size=args.batch_size,
+        verbose=args.keras_verbose,
     )
 
 
 def _add_profile_parser(subparsers):
-    p = subparsers.add_parser(
+    from keras_ninception.options import GOOGLENET_VARIANTS, MODELS, NIN_CONFIGS
+
+    p = _add_subparser(
+        subparsers,
         "profile",
         help="parameters, multiply-adds and activation memory per layer",
         description="Cost profile of a model: parameters, MACs (multiply-adds) and activation "
         "memory per layer and in total, per image, with the papers' two claims as numbers: "
         "what the 1×1 bottlenecks save (GoogLeNet) and what global average pooling saves.",
     )
-    p.add_argument("model", choices=("googlenet", "nin"))
-    p.add_argument("--variant", choices=("paper", "bn", "cifar"), default="paper", help="GoogLeNet variant")
-    p.add_argument("--config", choices=("cifar10", "imagenet"), default="cifar10", help="NIN configuration")
+    p.add_argument("model", choices=MODELS, help="the architecture")
+    p.add_argument("--variant", choices=GOOGLENET_VARIANTS, default="paper", help="GoogLeNet variant")
+    p.add_argument("--config", choices=NIN_CONFIGS, default="cifar10", help="NIN configuration")
     p.add_argument("--input-size", type=int, default=None, help="input side in pixels (default: the variant's)")
-    p.add_argument("--channels", type=int, default=3)
+    p.add_argument("--channels", type=int, default=3, help="input channels")
     p.add_argument("--num-classes", type=int, default=None, help="default: 1000 GoogLeNet / NIN imagenet, 10 NIN cifar10")
     p.add_argument("--aux", action="store_true", help="GoogLeNet: include the aux heads (default: inference model)")
     p.add_argument("--naive-inception", action="store_true", help="GoogLeNet: naive modules (Figure 2a)")
-    p.add_argument("--top", type=int, default=None, help="show only the N costliest layers")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--top", type=int, default=None, help="show only the N costliest layers (default: all)")
+    p.add_argument("--json", action="store_true", help="print the profile as JSON")
     p.set_defaults(func=_profile)
 
 
@@ -246,11 +342,12 @@ def _profile(args):
 
 
 def _train(args):
-    from keras_ninception.training.run import TrainConfig, train
+    from keras_ninception.training.config import TrainConfig
+    from keras_ninception.training.run import train
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
-    train(config, resume=args.resume, overwrite=args.overwrite)
+    train(config, resume=args.resume, overwrite=args.overwrite, verbose=args.keras_verbose)
 
 
 def _evaluate(args):
@@ -263,22 +360,28 @@ def _evaluate(args):
         split=args.split,
         data_dir=args.data_dir,
         batch_size=args.batch_size,
-        verbose=0 if args.json else "auto",  # keep stdout pure JSON
+        verbose=0 if args.json else args.keras_verbose,  # keep stdout pure JSON
         latency_repeats=args.latency_repeats,
     )
-    files = save_evaluation(result, args.output_dir, evaluation_name(args.split, args.dataset))
+    if args.split is None and result["split"] != "test":
+        print(
+            f"ninception evaluate: note: {result['dataset']!r} has no test split; evaluated on "
+            f"{result['split']!r} (choose with --split).",
+            file=sys.stderr,
+        )
+    files = save_evaluation(result, args.output_dir, evaluation_name(result["split"], args.dataset))
     if args.json:
         print(json.dumps({**result, "files": files}, indent=2))
         return
     print(format_evaluation(result))
-    print(f"Report saved in {files['json']} and {files['png']}")
+    logger.info("Report saved in %s and %s", files["json"], files["png"])
 
 
 def _add_tune_parser(subparsers):
-    from keras_ninception.training.run import MODELS
-    from keras_ninception.tuning.run import BEST_MODEL_MODES, TUNERS
+    from keras_ninception.options import AUGMENT_MODES, BEST_MODEL_MODES, GOOGLENET_VARIANTS, MODELS, TUNERS
 
-    p = subparsers.add_parser(
+    p = _add_subparser(
+        subparsers,
         "tune",
         help="hyperparameter search with KerasTuner (default: NIN on the embedded digits)",
         description="Search hyperparameters of NIN or GoogLeNet with KerasTuner (objective "
@@ -286,25 +389,34 @@ def _add_tune_parser(subparsers):
         "trial to TensorBoard with HParams, and save the best model like `ninception train`. "
         "A run definition (--config tuning/nin_digits.json) sets everything; flags override it.",
     )
-    p.add_argument("--config", default=None, help="run definition JSON, e.g. tuning/nin_digits.json")
+    p.add_argument("--config", default=None, help="run definition JSON, e.g. tuning/nin_digits.json (default: none)")
     p.add_argument("--name", default=None, help="run name (default: <model>-<dataset>-tune)")
     p.add_argument("--model", choices=MODELS, default=None, help="default: nin")
-    p.add_argument("--variant", choices=("paper", "bn", "cifar"), default=None)
+    p.add_argument("--variant", choices=GOOGLENET_VARIANTS, default=None, help="GoogLeNet variant (default: by image size)")
     p.add_argument("--dataset", default=None, help="'digits' (default), a folder, or a TFDS name")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--download", action="store_const", const=True, default=None)
-    p.add_argument("--image-size", type=int, default=None)
-    p.add_argument("--no-aux", dest="aux_classifiers", action="store_const", const=False, default=None)
-    p.add_argument("--no-batch-norm", dest="batch_norm", action="store_const", const=False, default=None)
-    p.add_argument("--tuner", choices=tuple(TUNERS), default=None, help="default: random")
+    p.add_argument("--data-dir", default=None, help="TFDS data directory (default: TFDS' own)")
+    p.add_argument(
+        "--download", action="store_const", const=True, default=None, help="let TFDS download the dataset (needs network)"
+    )
+    p.add_argument("--image-size", type=int, default=None, help="input side in pixels (default: 24 for digits, else 32)")
+    p.add_argument(
+        "--no-aux", dest="aux_classifiers", action="store_const", const=False, default=None, help="GoogLeNet without aux heads"
+    )
+    p.add_argument(
+        "--no-batch-norm", dest="batch_norm", action="store_const", const=False, default=None,
+        help="NIN without batch normalization",
+    )
+    p.add_argument("--tuner", choices=TUNERS, default=None, help="default: random")
     p.add_argument("--max-trials", type=int, default=None, help="default: 6")
     p.add_argument("--epochs", type=int, default=None, help="epochs per trial (Hyperband: max_epochs); default 3")
-    p.add_argument("--executions-per-trial", type=int, default=None)
+    p.add_argument(
+        "--executions-per-trial", type=int, default=None, help="models trained per trial, scores averaged (default 1)"
+    )
     p.add_argument("--batch-size", type=int, default=None, help="the pipeline's batch size (default 64)")
     p.add_argument("--best-model", choices=BEST_MODEL_MODES, default=None, help="default: restore")
     p.add_argument("--num-best", type=int, default=None, help="rows of the printed table (default 10)")
-    p.add_argument("--augment", choices=("none", "crop", "crop_flip"), default=None)
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--augment", choices=AUGMENT_MODES, default=None, help="default: the source's (crop or crop_flip)")
+    p.add_argument("--seed", type=int, default=None, help="default 0")
     p.add_argument("--run-dir", default=None, help="run folder (default: saved_models/<name>)")
     p.add_argument(
         "--distribution-strategy", choices=("mirrored",), default=None, help="train each trial on all local GPUs"
@@ -321,13 +433,14 @@ def _tune(args):
     fields = {f.name for f in dataclasses.fields(TuneConfig)}
     flags = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     config = TuneConfig.from_json(args.config, **flags) if args.config else TuneConfig(**flags)
-    tune(config, resume=args.resume, overwrite=args.overwrite)
+    tune(config, resume=args.resume, overwrite=args.overwrite, verbose=args.keras_verbose)
 
 
 def _add_export_parser(subparsers):
-    from keras_ninception.deploy.export import FORMATS
+    from keras_ninception.options import EXPORT_FORMATS
 
-    p = subparsers.add_parser(
+    p = _add_subparser(
+        subparsers,
         "export",
         help="export a run's inference model: .keras, SavedModel or LiteRT",
         description="Export the inference model of a run (aux heads dropped) to a folder with the "
@@ -335,8 +448,8 @@ def _add_export_parser(subparsers):
         "uint8 images of any size and resizes and scales inside; litert takes uint8 images at the "
         "model's size and scales inside; keras takes preprocessed float32 images.",
     )
-    p.add_argument("run_dir")
-    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("run_dir", help="a run folder")
+    p.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="the export format")
     p.add_argument("--output", default=None, help="export folder (default: RUN_DIR/export/<format>)")
     p.add_argument("--overwrite", action="store_true", help="replace the export in --output")
     p.set_defaults(func=_export)
@@ -346,19 +459,25 @@ def _export(args):
     from keras_ninception.deploy.export import export_run
 
     path = export_run(args.run_dir, args.format, args.output, overwrite=args.overwrite)
-    print(f"Exported {args.format} to {path}")
+    logger.info("Exported %s to %s", args.format, path)
 
 
 def _add_predict_parser(subparsers):
-    p = subparsers.add_parser(
+    p = _add_subparser(
+        subparsers,
         "predict",
         help="top-k classes of JPEG/PNG images with a run or an export",
         description="Print the top-k classes and probabilities of each image (JPEG or PNG, any "
         "size, gray or RGB: converted to the model's channels) with a run folder, a .keras or "
         ".tflite file, or an export folder. Every file is checked before anything is predicted.",
     )
-    p.add_argument("model", metavar="RUN_DIR_OR_EXPORT")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("model", metavar="RUN_DIR_OR_EXPORT", help="a run folder, an export folder, or a .keras/.tflite file")
+    p.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE",
+        help="image files, folders (their JPEG/PNG files, sorted) or glob patterns such as 'photos/*.jpg'",
+    )
     p.add_argument("--top-k", type=int, default=None, help="classes per image (default: 5, at most the class count)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_predict)
@@ -371,8 +490,38 @@ def _predict(args):
     print(format_json(results) if args.json else format_predictions(results))
 
 
+def quiet_tensorflow_logs(verbose=False):
+    """Quiets TensorFlow's C++ log lines unless `verbose`; call before TensorFlow is imported.
+
+    Default: `TF_CPP_MIN_LOG_LEVEL=3` (fatal errors only) unless the user has set it. The
+    lines TensorFlow writes while it loads (oneDNN, CUDA stubs, CPU features) come before
+    `absl::InitializeLog()` and ignore that level (abseil/abseil-cpp#1718,
+    tensorflow/tensorflow#102212), so TensorFlow is imported here with the process's stderr
+    (file descriptor 2) on `os.devnull` when the level hides INFO lines. Later lines, such as
+    "failed call to cuInit" on a machine without a GPU, follow the level. The command
+    reports its own errors. `verbose` lets every line through (`TF_CPP_MIN_LOG_LEVEL=0`,
+    over the user's setting).
+    """
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        return
+    level = os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules or not level.isdigit() or int(level) < 1:
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="ninception", description=DESCRIPTION)
+    """The `ninception` argument parser; builds without importing TensorFlow or Keras."""
+    parser = argparse.ArgumentParser(prog="ninception", description=DESCRIPTION, formatter_class=HelpFormatter)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train_parser(subparsers)
     _add_evaluate_parser(subparsers)
@@ -381,17 +530,20 @@ def build_parser():
     _add_tune_parser(subparsers)
     _add_export_parser(subparsers)
     _add_predict_parser(subparsers)
+    for subparser in subparsers.choices.values():
+        _add_verbosity_flags(subparser)
     return parser
 
 
 def main(argv=None):
     """Entry point of the `ninception` console script. Returns the exit status."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+    quiet_tensorflow_logs(args.verbosity == "verbose")
+    args.keras_verbose = _apply_verbosity(args)
     try:
         args.func(args)
     except (ValueError, OSError, RuntimeError, FloatingPointError) as e:

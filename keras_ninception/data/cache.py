@@ -23,7 +23,8 @@ import dataclasses
 import logging
 import os
 
-CACHE_POLICIES = ("auto", "memory", "none")
+from keras_ninception.options import CACHE_POLICIES
+
 # Share of the available memory that `"auto"` may fill with cached splits.
 AUTO_BUDGET_FRACTION = 0.25
 # Decoded images sampled to estimate the size of a split cached at the source's own size.

@@ -28,7 +28,8 @@ import math
 import keras
 import tensorflow as tf
 
-AUGMENT_MODES = ("none", "crop", "crop_flip", "inception")
+from keras_ninception.options import AUGMENT_MODES  # noqa: F401 (re-exported)
+
 # Random translation of up to 1/8 of the height and width: 4 pixels at 32x32,
 # the reach of the usual "pad 4, random crop" of CIFAR training.
 TRANSLATION_FACTOR = 0.125

@@ -43,8 +43,9 @@ from keras_ninception.data.pipeline import resize_image, scale_images
 from keras_ninception.models import to_inference_model
 from keras_ninception.models.common import with_keras_batch_normalization
 from keras_ninception.training.precision import to_float32
+from keras_ninception.options import EXPORT_FORMATS
 
-FORMATS = ("keras", "saved_model", "litert")
+FORMATS = EXPORT_FORMATS
 METADATA_FILE = "metadata.json"
 KERAS_FILE = "model.keras"
 LITERT_FILE = "model.tflite"

@@ -52,7 +52,7 @@ BAD_FILES_NAMED = 10
 def _read_json_if_exists(path):
     if not os.path.isfile(path):
         return None
-    from keras_ninception.training.run import read_json
+    from keras_ninception.training.run_folder import read_json
 
     return read_json(path)
 

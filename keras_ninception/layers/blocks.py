@@ -16,8 +16,6 @@ import math
 import keras
 from keras import layers
 
-from keras_ninception.layers.normalization import FusedBatchNormalization
-
 
 def channel_axis():
     """Returns the channel axis of image tensors: -1 for channels_last, 1 otherwise."""
@@ -34,7 +32,7 @@ def apply_conv(x, filters, kernel_size, strides=1, batch_norm=False, padding="sa
         strides: int, the stride in pixels. Default 1.
         batch_norm: bool. False (default): `Conv2D(use_bias=True, activation="relu")`, as in
             the papers. True: `Conv2D(use_bias=False)` → batch normalization (momentum 0.9,
-            epsilon 1e-3; `FusedBatchNormalization`, Keras' layer on TF's fused kernel) →
+            epsilon 1e-3; Keras' own layer, which `compile_model` runs on TF's fused kernel) →
             ReLU, the layout of the public Inception v1 checkpoints (TF-slim, torchvision).
         padding: `"same"`, `"valid"`, or an int: that many zero pixels on every side
             before a `"valid"` convolution (Caffe's `pad`, which differs from `"same"`
@@ -55,7 +53,7 @@ def apply_conv(x, filters, kernel_size, strides=1, batch_norm=False, padding="sa
     x = layers.Conv2D(
         filters, kernel_size, strides=strides, padding=padding, use_bias=False, name=name
     )(x)
-    x = FusedBatchNormalization(
+    x = layers.BatchNormalization(
         axis=channel_axis(), momentum=0.9, epsilon=1e-3, name=f"{name}_bn"
     )(x)
     return layers.Activation("relu", name=f"{name}_relu")(x)

@@ -3,13 +3,17 @@
 - `LocalResponseNormalization`: Keras 3 has no LRN layer, and a `Lambda` wrapping
   `tf.nn.local_response_normalization` does not reload in safe mode, so this is a small
   serializable layer written with `keras.ops`.
-- `FusedBatchNormalization`: `keras.layers.BatchNormalization` with the same weights, config
-  and arithmetic, computed by TensorFlow's fused kernel (`tf.nn.fused_batch_norm`, the
-  `fused=True` path of tf.keras 2) where it applies. Keras 3 composes batch normalization from
-  `moments` and element-wise ops (and, under a mixed policy, casts to float32 and back): on a
-  2-core CPU that made GoogLeNet's training step 1.43x slower in bfloat16 and 1.17x in float32
-  (`benchmarks/speed.py`; keras-team/keras-core#225).
+- Batch normalization on TensorFlow's fused kernel (`tf.nn.fused_batch_norm`, the
+  `fused=True` path of tf.keras 2): `use_fused_batch_normalization(model)` switches Keras' own
+  `BatchNormalization` layers to it without changing their class, so saved files stay plain
+  Keras. Keras 3 composes batch normalization from `moments` and element-wise ops (and, under
+  a mixed policy, casts to float32 and back): on a 2-core CPU that made GoogLeNet's training
+  step 1.37x slower in bfloat16 and 1.17x in float32 (`benchmarks/speed.py --ablations`;
+  keras-team/keras-core#225). `FusedBatchNormalization`, the registered layer that version
+  0.1's builders used, stays for the files saved with it.
 """
+
+import types
 
 import keras
 from keras import ops
@@ -97,23 +101,43 @@ class LocalResponseNormalization(keras.layers.Layer):
 FUSED_BATCH_NORM_MIN_EPSILON = 1.001e-5
 
 
-@keras.saving.register_keras_serializable(package="keras_ninception")
-class FusedBatchNormalization(keras.layers.BatchNormalization):
-    """`keras.layers.BatchNormalization` computed by TensorFlow's fused batch-norm kernel.
+def check_tensorflow_backend(feature):
+    """Raises `RuntimeError` naming the backend unless Keras runs on TensorFlow."""
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RuntimeError(
+            f"{feature} needs the TensorFlow backend; Keras runs on {backend!r} "
+            f"(KERAS_BACKEND={backend}). Received: backend={backend!r}"
+        )
 
-    Same arguments, weights (`gamma`, `beta`, `moving_mean`, `moving_variance`, float32), config
-    and results as `keras.layers.BatchNormalization` (Ioffe & Szegedy 2015): in training,
+
+def _uses_fused_kernel(layer, inputs, mask):
+    return (
+        keras.backend.backend() == "tensorflow"
+        and mask is None
+        and not layer.renorm
+        and not layer.synchronized
+        and len(inputs.shape) == 4
+        and layer.axis in (3, -1)
+        and layer.epsilon >= FUSED_BATCH_NORM_MIN_EPSILON
+    )
+
+
+def fused_batch_normalization_call(layer, inputs, training=None, mask=None):
+    """`keras.layers.BatchNormalization.call` of `layer`, computed by TF's fused kernel where it applies.
+
+    Same results, weights and updates as Keras' `call` (Ioffe & Szegedy 2015): in training,
     `y = gamma * (x - mean_B) / sqrt(var_B + epsilon) + beta` with the batch's biased
     variance, and `moving = moving * momentum + batch * (1 - momentum)`; in inference (or when
     the layer is frozen) the moving statistics. The difference is the kernel: one
     `FusedBatchNormV3` op (oneDNN on x86 CPUs, cuDNN on GPUs) and its fused gradient instead of
-    Keras 3's `moments` + element-wise ops, and under a mixed policy it reads and writes the 16-bit
-    activations directly (statistics still accumulate in float32 inside the kernel) instead of
-    casting them to float32 and back. Grappler also folds a following ReLU into it
+    Keras 3's `moments` + element-wise ops, and under a mixed policy it reads and writes the
+    16-bit activations directly (statistics still accumulate in float32 inside the kernel)
+    instead of casting them to float32 and back. Grappler also folds a following ReLU into it
     (`_FusedBatchNormEx`).
 
-    The fused kernel is used when all hold; otherwise the layer runs Keras' own `call`, so it is
-    always correct:
+    The fused kernel is used when all hold; otherwise Keras' own `call` runs, so it is always
+    correct:
     - the TensorFlow backend, a 4-D input, channels last (`axis` 3 or -1);
     - no mask, `renorm=False`, `synchronized=False`;
     - `epsilon >= 1.001e-5` (the fused kernel's minimum).
@@ -123,53 +147,115 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     tracks the biased one (divided by `n`), so it is rescaled by `(n - 1) / n`, `n` the number
     of values per channel (batch x height x width).
 
-    Input/output: 4-D float tensor `(batch, height, width, channels)`, shape and dtype
-    unchanged (float32, bfloat16 or float16 by the layer's dtype policy).
+    Args:
+        layer: a `keras.layers.BatchNormalization` (or subclass), built.
+        inputs: 4-D float tensor `(batch, height, width, channels)` in the layer's compute
+            dtype (float32, bfloat16 or float16).
+        training, mask: as for Keras' `call`.
 
-    A `.keras` file holding this layer loads where `keras_ninception` is imported (every loader
-    of this package is); exported SavedModel and LiteRT files need nothing (the kernel is a
-    standard TensorFlow op).
+    Returns:
+        A tensor of the shape and dtype of `inputs`.
     """
+    if not _uses_fused_kernel(layer, inputs, mask):
+        return keras.layers.BatchNormalization.call(layer, inputs, training=training, mask=mask)
+    import tensorflow as tf
 
-    def _uses_fused_kernel(self, inputs, mask):
-        return (
-            keras.backend.backend() == "tensorflow"
-            and mask is None
-            and not self.renorm
-            and not self.synchronized
-            and len(inputs.shape) == 4
-            and self.axis in (3, -1)
-            and self.epsilon >= FUSED_BATCH_NORM_MIN_EPSILON
+    channels = inputs.shape[-1]
+    scale = layer.gamma.value if layer.scale else tf.ones((channels,), "float32")
+    offset = layer.beta.value if layer.center else tf.zeros((channels,), "float32")
+    if training and layer.trainable:
+        outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            inputs, scale, offset, epsilon=layer.epsilon, data_format="NHWC", is_training=True
         )
-
-    def call(self, inputs, training=None, mask=None):
-        if not self._uses_fused_kernel(inputs, mask):
-            return super().call(inputs, training=training, mask=mask)
-        import tensorflow as tf
-
-        channels = inputs.shape[-1]
-        scale = self.gamma.value if self.scale else tf.ones((channels,), "float32")
-        offset = self.beta.value if self.center else tf.zeros((channels,), "float32")
-        if training and self.trainable:
-            outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-                inputs, scale, offset, epsilon=self.epsilon, data_format="NHWC", is_training=True
-            )
-            count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:3]), "float32")
-            variance = variance * ((count - 1.0) / tf.maximum(count, 1.0))  # unbiased -> biased
-            momentum = self.momentum
-            self.moving_mean.assign(self.moving_mean.value * momentum + mean * (1.0 - momentum))
-            self.moving_variance.assign(
-                self.moving_variance.value * momentum + variance * (1.0 - momentum)
-            )
-            return outputs
-        outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
-            inputs,
-            scale,
-            offset,
-            mean=self.moving_mean.value,
-            variance=self.moving_variance.value,
-            epsilon=self.epsilon,
-            data_format="NHWC",
-            is_training=False,
+        count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:3]), "float32")
+        variance = variance * ((count - 1.0) / tf.maximum(count, 1.0))  # unbiased -> biased
+        momentum = layer.momentum
+        layer.moving_mean.assign(layer.moving_mean.value * momentum + mean * (1.0 - momentum))
+        layer.moving_variance.assign(
+            layer.moving_variance.value * momentum + variance * (1.0 - momentum)
         )
         return outputs
+    outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
+        inputs,
+        scale,
+        offset,
+        mean=layer.moving_mean.value,
+        variance=layer.moving_variance.value,
+        epsilon=layer.epsilon,
+        data_format="NHWC",
+        is_training=False,
+    )
+    return outputs
+
+
+def _sublayers(layer):
+    yield layer
+    for sublayer in getattr(layer, "layers", None) or ():
+        yield from _sublayers(sublayer)
+
+
+def uses_fused_batch_normalization(layer):
+    """True when `layer` computes batch normalization with `fused_batch_normalization_call`."""
+    return isinstance(layer, FusedBatchNormalization) or (
+        layer.__dict__.get("call") is not None
+        and getattr(layer.__dict__["call"], "__func__", None) is fused_batch_normalization_call
+    )
+
+
+def use_fused_batch_normalization(model):
+    """Runs every `keras.layers.BatchNormalization` of `model` on TF's fused kernel, in place.
+
+    TensorFlow backend only. Each layer keeps its class, config and weights; only the
+    function that computes it changes (`fused_batch_normalization_call`, set on the layer
+    object), from the next trace on. So a `.keras` file saved from `model` holds Keras' own
+    `BatchNormalization` and loads with Keras alone, and the copy loaded there computes the
+    same outputs with Keras' composite arithmetic (equal up to float rounding, most under
+    `mixed_bfloat16`). `compile_model` calls this on TensorFlow: Keras 3 composes batch
+    normalization from `moments` and element-wise ops (keras-team/keras-core#225), which made
+    GoogLeNet's training step 1.37x slower in bfloat16 and 1.17x in float32 on a 2-core CPU
+    (`benchmarks/speed.py --ablations`).
+
+    Nested models are walked; layers of other classes (subclasses of `BatchNormalization`
+    included, they may override `call`) are left as they are. Calling it twice is harmless.
+
+    Args:
+        model: a `keras.Model` or layer.
+
+    Returns:
+        `model`.
+
+    Raises:
+        RuntimeError: Keras runs on another backend than TensorFlow (the message names it).
+    """
+    check_tensorflow_backend("The fused batch-normalization kernel (`use_fused_batch_normalization`)")
+    for layer in _sublayers(model):
+        if type(layer) is keras.layers.BatchNormalization and not uses_fused_batch_normalization(layer):
+            layer.call = types.MethodType(fused_batch_normalization_call, layer)
+    return model
+
+
+@keras.saving.register_keras_serializable(package="keras_ninception")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """`keras.layers.BatchNormalization` computed by TensorFlow's fused batch-norm kernel (old files).
+
+    The builders of keras-ninception 0.1 used this registered layer, so a `.keras` file saved
+    from their models loads where `keras_ninception.layers` is imported; the class stays for
+    those files. Builders now return Keras' own `BatchNormalization`, and `compile_model`
+    switches it to the same kernel (`use_fused_batch_normalization`), so saved files load with
+    Keras alone: prefer that. `with_keras_batch_normalization` turns an old model into one
+    with Keras' layers (same config and weights).
+
+    Same arguments, weights, config and results as `keras.layers.BatchNormalization`; the
+    kernel and when it applies are those of `fused_batch_normalization_call`. TensorFlow
+    backend only: on another backend the constructor raises `RuntimeError` naming it.
+
+    Input/output: 4-D float tensor `(batch, height, width, channels)`, shape and dtype
+    unchanged (float32, bfloat16 or float16 by the layer's dtype policy).
+    """
+
+    def __init__(self, *args, **kwargs):
+        check_tensorflow_backend("`FusedBatchNormalization` (TensorFlow's fused kernel)")
+        super().__init__(*args, **kwargs)
+
+    def call(self, inputs, training=None, mask=None):
+        return fused_batch_normalization_call(self, inputs, training=training, mask=mask)

@@ -9,7 +9,7 @@ from keras_ninception.models.googlenet import (
     min_input_size,
     to_inference_model,
 )
-from keras_ninception.models.common import with_fused_batch_normalization, with_keras_batch_normalization
+from keras_ninception.models.common import with_keras_batch_normalization
 from keras_ninception.models.nin import NIN_CONFIGS, build_nin
 from keras_ninception.models.endpoints import build_feature_extractor, feature_endpoints
 from keras_ninception.models.torchvision_weights import load_torchvision_weights

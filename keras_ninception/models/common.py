@@ -12,7 +12,7 @@ import keras
 from keras import layers
 
 from keras_ninception.checks import check_bool, check_choice, check_num_classes, check_rate, is_int  # noqa: F401
-from keras_ninception.layers.normalization import FusedBatchNormalization
+from keras_ninception.layers.normalization import FusedBatchNormalization, use_fused_batch_normalization
 
 POOLING_CHOICES = (None, "avg", "max")
 
@@ -132,10 +132,11 @@ def load_keras_file(path, compile=True):
     """`keras.saving.load_model(path)` in safe mode: reads configuration and weights, never code.
 
     A `Lambda` layer holds Python code (Keras serializes its function), and no model of this
-    package has one, so a file with one is refused before Keras reads it. Keras'
-    `BatchNormalization` layers come back as `FusedBatchNormalization`
-    (`with_fused_batch_normalization`: same weights, the kernel training used); a compiled
-    file's loss, metrics and loss weights are kept, not its optimizer state.
+    package has one, so a file with one is refused before Keras reads it. Batch normalization
+    comes back as Keras' own layer (a file saved with version 0.1's `FusedBatchNormalization`
+    too: `with_keras_batch_normalization`), run on TensorFlow's fused kernel when Keras runs on
+    TensorFlow (`use_fused_batch_normalization`: the kernel training used, same weights); a
+    compiled file's loss, metrics and loss weights are kept, not its optimizer state.
 
     Raises:
         ValueError: the file holds a `Lambda` layer, or is not a readable `.keras` file
@@ -155,10 +156,12 @@ def load_keras_file(path, compile=True):
         raise ValueError(
             f"{path!r} is not a readable .keras model file ({str(error).splitlines()[0][:200]})."
         ) from None
-    fused = with_fused_batch_normalization(model)
-    if fused is not model and compile and model.compiled:
-        fused.compile_from_config(model.get_compile_config())  # loss, metrics, loss weights
-    return fused
+    plain = with_keras_batch_normalization(model)
+    if plain is not model and compile and model.compiled:
+        plain.compile_from_config(model.get_compile_config())  # loss, metrics, loss weights
+    if keras.backend.backend() == "tensorflow":
+        use_fused_batch_normalization(plain)
+    return plain
 
 
 def load_weights(model, weights):
@@ -207,45 +210,29 @@ def copy_model(model, clone_layer):
     return copy
 
 
-def _replace_batch_normalization(model, source_class, target_class):
-    """A copy of `model` with every `source_class` layer rebuilt as `target_class`, same weights."""
-    if not any(type(layer) is source_class for layer in model.layers):
-        return model
-
-    def clone(layer):
-        layer_class = target_class if type(layer) is source_class else layer.__class__
-        return layer_class.from_config(layer.get_config())
-
-    return copy_model(model, clone)
-
-
 def with_keras_batch_normalization(model):
-    """A copy of `model` whose batch normalization layers are Keras' own, for plain-Keras loading.
+    """A copy of `model` whose `FusedBatchNormalization` layers are Keras' own `BatchNormalization`.
 
-    The builders use `FusedBatchNormalization` (Keras' `BatchNormalization` on TensorFlow's
-    fused kernel), a registered layer of this package: a `.keras` file holding it loads where
-    `keras_ninception` is imported. The copy has `keras.layers.BatchNormalization` layers with
-    the same config and weights, so it computes the same outputs (up to float rounding: the
-    kernels differ, most under `mixed_bfloat16`) and its `.keras` file loads
-    with Keras alone. `ninception train` saves the run's `.keras` files this way, and
-    `export --format keras` too. Every other layer is copied as it is.
+    For models loaded from files of version 0.1, whose builders used the registered
+    `FusedBatchNormalization` layer (such a file loads only where `keras_ninception.layers`
+    is imported). The copy has `keras.layers.BatchNormalization` layers with the same config
+    and weights, so it computes the same outputs and its `.keras` file loads with Keras alone;
+    `use_fused_batch_normalization` puts the fused kernel back without changing the class.
+    Every other layer is copied as it is.
 
     Args:
         model: a functional `keras.Model`.
 
     Returns:
         A new `keras.Model` with the same name, inputs, outputs and layer names (`model`
-        itself when it has no `FusedBatchNormalization`).
+        itself when it has no `FusedBatchNormalization`, as every model of the builders).
     """
-    return _replace_batch_normalization(model, FusedBatchNormalization, keras.layers.BatchNormalization)
+    if not any(type(layer) is FusedBatchNormalization for layer in model.layers):
+        return model
 
+    def clone(layer):
+        if type(layer) is FusedBatchNormalization:
+            return keras.layers.BatchNormalization.from_config(layer.get_config())
+        return layer.__class__.from_config(layer.get_config())
 
-def with_fused_batch_normalization(model):
-    """The inverse of `with_keras_batch_normalization`: Keras' BN layers become `FusedBatchNormalization`.
-
-    The package's loaders (`load_keras_file`) apply it, so a loaded run evaluates, prunes and
-    exports with the kernel it was trained with (same numbers as training, and faster).
-
-    Args, Returns: as for `with_keras_batch_normalization`.
-    """
-    return _replace_batch_normalization(model, keras.layers.BatchNormalization, FusedBatchNormalization)
+    return copy_model(model, clone)

@@ -12,11 +12,11 @@ import keras
 from keras import layers
 
 from keras_ninception.models.googlenet import AUX_CLASSIFIERS, to_inference_model
+from keras_ninception.options import HEADS  # noqa: F401 (re-exported)
 
 # The heads in depth order, and the Inception module each one branches off (None: `main`
 # reads the whole trunk).
 HEAD_BRANCH_POINTS = {**dict(AUX_CLASSIFIERS), "main": None}
-HEADS = ("aux1", "aux2", "main")
 
 
 def _is_googlenet(model):

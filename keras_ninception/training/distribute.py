@@ -31,7 +31,8 @@ import os
 
 import tensorflow as tf
 
-STRATEGIES = ("auto", "none", "mirrored", "multiworker")
+from keras_ninception.options import STRATEGIES  # noqa: F401 (re-exported)
+
 CLUSTER_JOBS = ("chief", "worker")
 
 

@@ -17,7 +17,8 @@ from keras_ninception.models import head_models
 from keras_ninception.models.common import load_keras_file
 from keras_ninception.models.profile import profile_model
 from keras_ninception.training.compile import compile_model
-from keras_ninception.training.run import per_head_metrics, read_json
+from keras_ninception.training.run import per_head_metrics
+from keras_ninception.training.run_folder import read_json
 
 SPLITS = ("train", "validation", "test")
 TOP_K = 5
@@ -189,7 +190,7 @@ def _device():
 def evaluate_run(
     run_dir,
     dataset=None,
-    split="test",
+    split=None,
     data_dir=None,
     download=False,
     batch_size=None,
@@ -209,8 +210,9 @@ def evaluate_run(
             `config.json`).
         dataset: a source for `load_dataset` (`"digits"`, a folder, a TFDS name); default
             the run's own dataset.
-        split: `"train"`, `"validation"` or `"test"` (default). The train split is read
-            without augmentation.
+        split: `"train"`, `"validation"` or `"test"`, or None (default): `"test"`, and
+            `"validation"` when the dataset has no test split (the result's `split` says
+            which). The train split is read without augmentation.
         data_dir, download: as for `load_dataset`; default the run's.
         batch_size: default the run's. Also the batch the latency is measured on (the
             split's first batch).
@@ -236,18 +238,22 @@ def evaluate_run(
             model, or an unreadable `model.keras`/`config.json`.
         FileNotFoundError: `run_dir` is not a completed run.
     """
-    if split not in SPLITS:
-        raise ValueError(f"`split` must be one of {list(SPLITS)}. Received: split={split!r}")
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"`split` must be one of {list(SPLITS)} or None. Received: split={split!r}")
     if batch_size is not None:
         check_int("batch_size", batch_size)
     check_int("latency_repeats", latency_repeats, minimum=0)
     check_int("latency_warmup", latency_warmup, minimum=0)
     model, config = load_run(run_dir)
     splits = load_run_splits(model, config, dataset, data_dir, download, batch_size)
+    present = [name for name in SPLITS if getattr(splits, name) is not None]
+    if split is None:
+        split = "test" if splits.test is not None else "validation"
     data = getattr(splits, split)
     if data is None:
         raise ValueError(
-            f"The dataset {splits.source!r} has no {split!r} split. Received: split={split!r}"
+            f"The dataset {splits.source!r} has no {split!r} split; it has {present}: pass "
+            f"split='validation' (`--split validation`) or another dataset. Received: split={split!r}"
         )
     compile_for_evaluation(model, config)
     logs = model.evaluate(data, return_dict=True, verbose=verbose)

@@ -8,6 +8,7 @@ other.
 """
 
 import dataclasses
+import logging
 import os
 
 import keras
@@ -15,6 +16,7 @@ import keras
 from keras_ninception.checks import check_number
 from keras_ninception.models import HEAD_BRANCH_POINTS, prune_to_head, to_inference_model
 from keras_ninception.models.prune import HEADS
+from keras_ninception.options import DEFAULT_TOLERANCE  # noqa: F401 (re-exported)
 from keras_ninception.training.compile import compile_model
 from keras_ninception.training.evaluate import (
     SPLITS,
@@ -22,23 +24,21 @@ from keras_ninception.training.evaluate import (
     load_run,
     load_run_splits,
 )
-from keras_ninception.training.run import (
+from keras_ninception.training.config import slug
+from keras_ninception.training.run import evaluate_splits, format_accuracy, per_head_metrics
+from keras_ninception.training.run_folder import (
     check_run_folder,
     clear_run_folder,
-    evaluate_splits,
-    format_accuracy,
-    per_head_metrics,
     replace_atomic,
     save_model_atomic,
-    slug,
     write_json_atomic,
 )
 
+logger = logging.getLogger(__name__)
 EVALUATION_DIR = "evaluation"
 # What a pruned run folder holds; `--overwrite` replaces only these.
 PRUNED_RUN_FILES = ("config.json", "model.keras", "inference.keras", "metrics.json", EVALUATION_DIR)
 # `auto`: a head within 1 point (absolute) of the best head's top-1 accuracy is good enough.
-DEFAULT_TOLERANCE = 0.01
 # Accuracies are float32 ratios (rounding error up to ~6e-8): a head exactly `tolerance` below
 # the best still counts, with this slack.
 _EPSILON = 1e-6
@@ -230,7 +230,8 @@ def prune_run(
             you report on).
         overwrite: replace a pruned run in `out_dir`; without it an existing run is refused.
         batch_size: default the run's.
-        verbose: Keras verbosity; 0 also silences the printed summary.
+        verbose: Keras verbosity; 0 also silences the summary (logged at INFO, see
+            `keras_ninception.reporting`).
 
     Returns:
         `{"run_dir": out_dir, "head", "metrics", "selection"}`; `selection` is None unless
@@ -260,7 +261,7 @@ def prune_run(
     # The model's errors (not a GoogLeNet, no such head) before any data is read.
     networks = {name: prune_to_head(model, name) for name in (model.output_names if head == "auto" else [head])}
     splits = load_run_splits(model, config, batch_size=batch_size)
-    say = print if verbose != 0 else (lambda *args: None)
+    say = logger.info if verbose != 0 else (lambda *args: None)
 
     selection = None
     if head == "auto":
@@ -276,10 +277,10 @@ def prune_run(
         }
         head = select_head(candidates, tolerance)
         selection = {"split": split, "tolerance": float(tolerance), "heads": candidates, "chosen": head}
-        say(f"{split} top-1 accuracy per head (tolerance {tolerance:g} below the best):")
+        say("%s top-1 accuracy per head (tolerance %g below the best):", split, tolerance)
         for name, c in sorted(candidates.items(), key=lambda item: item[1]["params"]):
             mark = "  <- chosen: smallest within tolerance" if name == head else ""
-            say(f"  {name:<5} {c['accuracy']:.4f}  {c['params']:>12,} parameters{mark}")
+            say("  %-5s %.4f  %12s parameters%s", name, c["accuracy"], f"{c['params']:,}", mark)
 
     if out_dir is None:
         out_dir = default_pruned_dir(run_dir, head)
@@ -329,5 +330,5 @@ def prune_run(
         + f"); {final_split} accuracy ({metrics[final_split]['num_examples']} images): "
         + format_accuracy(metrics[final_split])
     )
-    say(f"Pruned run saved in {out_dir}")
+    say("Pruned run saved in %s", out_dir)
     return {"run_dir": out_dir, "head": head, "metrics": metrics, "selection": selection}

@@ -29,9 +29,10 @@ import numpy as np
 import tensorflow as tf
 
 from keras_ninception.checks import check_int, is_int, is_number
+from keras_ninception.training.run_folder import read_json, replace_atomic
+from keras_ninception.options import MAX_SUMMARY_IMAGES  # noqa: F401 (re-exported)
 
 LOG_SUBDIR = "validation_images"
-LEARNING_CURVES_FILE = "learning_curves.png"
 # Matplotlib resolution of every figure, dots per inch.
 DPI = 100
 # One cell of the image grid, (width, height) in inches: the image and a two-line title.
@@ -39,7 +40,6 @@ GRID_CELL_INCHES = (1.6, 1.9)
 # Above this many classes the confusion matrix has no numbers in its cells, no text table,
 # and no tick labels (they would not be readable).
 MAX_ANNOTATED_CLASSES = 30
-MAX_SUMMARY_IMAGES = 64
 # The learning-curve figure, (width, height) in inches: loss beside accuracy.
 LEARNING_CURVES_INCHES = (12.0, 4.5)
 RIGHT_COLOR = "tab:green"
@@ -435,8 +435,6 @@ def plot_learning_curves(history, path):
         OSError: `path` cannot be written.
     """
     from matplotlib.ticker import MaxNLocator
-
-    from keras_ninception.training.run import read_json, replace_atomic  # run.py imports this module
 
     if isinstance(history, (str, os.PathLike)):
         history = read_json(history)

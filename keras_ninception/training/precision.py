@@ -29,8 +29,8 @@ import tensorflow as tf
 
 from keras_ninception.checks import check_choice
 from keras_ninception.models.common import copy_model
+from keras_ninception.options import PRECISIONS  # noqa: F401 (re-exported)
 
-PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 # `/proc/cpuinfo` flags of CPUs with native bfloat16 matrix arithmetic (AVX512-BF16, AMX).
 BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 # Tensor cores (Volta and later); older GPUs compute float16 no faster than float32.

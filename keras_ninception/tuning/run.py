@@ -24,6 +24,7 @@ import csv
 import dataclasses
 import io
 import json
+import logging
 import os
 import warnings
 
@@ -33,26 +34,23 @@ import tensorflow as tf
 
 from keras_ninception.checks import check_bool, check_choice, check_int
 from keras_ninception.models import to_inference_model
-from keras_ninception.training.run import (
-    DEFAULT_RUNS_DIR,
-    MODELS,
+from keras_ninception.training.callbacks import make_callbacks
+from keras_ninception.training.config import DEFAULT_RUNS_DIR, MODELS, TrainConfig, slug
+from keras_ninception.training.run import evaluate_splits, format_accuracy, load_splits
+from keras_ninception.training.run_folder import (
     RUN_FILES,
-    TrainConfig,
-    replace_atomic,
-    slug,
     check_run_folder,
     clear_run_folder,
-    evaluate_splits,
-    load_splits,
-    format_accuracy,
-    make_callbacks,
     read_json,
+    replace_atomic,
     save_model_atomic,
     write_json_atomic,
 )
 from keras_ninception.tuning.hypermodels import HyperGoogLeNet, HyperNIN
 from keras_ninception.tuning.memory import releasing_tuner_class
+from keras_ninception.options import BEST_MODEL_MODES  # noqa: F401 (re-exported)
 
+logger = logging.getLogger(__name__)
 # The metric every trial is scored on; `compile_model` names it for every model.
 OBJECTIVE = keras_tuner.Objective("val_main_accuracy", "max")
 TUNERS = {
@@ -60,7 +58,6 @@ TUNERS = {
     "bayesian": keras_tuner.BayesianOptimization,
     "hyperband": keras_tuner.Hyperband,
 }
-BEST_MODEL_MODES = ("restore", "retrain")
 DISTRIBUTION_STRATEGIES = (None, "mirrored")
 COMPLETED = keras_tuner.engine.trial.TrialStatus.COMPLETED
 SEARCH_DIR = "search"
@@ -670,7 +667,7 @@ def tune(config=None, *, resume=False, overwrite=False, verbose="auto"):
         verbose=verbose,
     )
     if worker:
-        print(f"Worker {os.environ.get('KERASTUNER_TUNER_ID')} done; the chief writes the results.")
+        logger.info("Worker %s done; the chief writes the results.", os.environ.get("KERASTUNER_TUNER_ID"))
         return {"run_dir": run_dir, "trials": None, "best_hyperparameters": None, "metrics": None, "new_trials": None}
 
     oracle = tuner.oracle
@@ -678,12 +675,12 @@ def tune(config=None, *, resume=False, overwrite=False, verbose="auto"):
     new_trials = _completed(oracle) - completed_before
     write_table(run_dir, rows)
     done = sum(1 for r in rows if r["status"] == COMPLETED)
-    print(
-        f"\nBest trials of {search_dir} ({OBJECTIVE.name}, {OBJECTIVE.direction}): {done} of "
-        f"{len(rows)} completed, {new_trials} new"
+    logger.info(
+        "\nBest trials of %s (%s, %s): %d of %d completed, %d new\n%s",
+        search_dir, OBJECTIVE.name, OBJECTIVE.direction, done, len(rows), new_trials,
+        format_table(rows, config.num_best),
     )
-    print(format_table(rows, config.num_best))
-    print(f"Trial table written to {os.path.join(run_dir, 'trials.csv')} and trials.json")
+    logger.info("Trial table written to %s and trials.json", os.path.join(run_dir, "trials.csv"))
     if not done:
         raise RuntimeError(f"No trial of the search in {search_dir!r} completed; see the trial logs there.")
 
@@ -693,7 +690,7 @@ def tune(config=None, *, resume=False, overwrite=False, verbose="auto"):
     if new_trials == 0 and os.path.exists(model_path) and os.path.exists(config_path):
         saved_best = read_json(config_path).get("best_trial", {}).get("trial_id")
         if saved_best == best.trial_id:
-            print(f"The search was already complete; its best model (trial {best.trial_id}) is in {run_dir}")
+            logger.info("The search was already complete; its best model (trial %s) is in %s", best.trial_id, run_dir)
             return {
                 "run_dir": run_dir,
                 "trials": rows,
@@ -706,11 +703,11 @@ def tune(config=None, *, resume=False, overwrite=False, verbose="auto"):
     final = metrics.get("test", metrics["validation"])
     split = "test" if "test" in metrics else "validation"
     how = "restored from its best epoch" if config.best_model == "restore" else "retrained"
-    print(
-        f"Best trial {best.trial_id} ({how}), {split} accuracy ({final['num_examples']} images): "
-        f"{format_accuracy(final)}"
+    logger.info(
+        "Best trial %s (%s), %s accuracy (%d images): %s",
+        best.trial_id, how, split, final["num_examples"], format_accuracy(final),
     )
-    print(f"Best model saved in {run_dir}")
+    logger.info("Best model saved in %s", run_dir)
     return {
         "run_dir": run_dir,
         "trials": rows,

@@ -44,7 +44,7 @@ def test_one_epoch_run_leaves_a_complete_run_folder(googlenet_run):
     for name in ("model.keras", "inference.keras", "metrics.json", "config.json", "history.json",
                  "checkpoints/last.keras"):
         assert (run_dir / name).is_file(), name
-    assert "Final test accuracy (360 images): main " in result.stdout
+    assert "Final test accuracy (360 images): main " in result.stderr  # a log message
     assert "21/21" in result.stdout  # Keras progress bar: 1293 training images / 64 per batch
 
     metrics = json.loads((run_dir / "metrics.json").read_text())

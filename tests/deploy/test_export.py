@@ -211,7 +211,7 @@ def test_export_cli(digits_run, digits_exports, tmp_path):
     output = tmp_path / "out"
     result = ninception("export", digits_run, "--format", "keras", "--output", output)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert f"Exported keras to {output}" in result.stdout
+    assert f"Exported keras to {output}" in result.stderr and not result.stdout
     assert sorted(os.listdir(output)) == ["metadata.json", "model.keras"]
 
 

@@ -1,22 +1,27 @@
-"""FusedBatchNormalization computes what keras.layers.BatchNormalization computes, on TF's fused kernel."""
+"""Keras' BatchNormalization switched to TF's fused kernel computes what Keras' own arithmetic computes.
+
+`use_fused_batch_normalization` changes only the function a layer computes with, never its
+class or config; `FusedBatchNormalization` (version 0.1's layer) stays loadable.
+"""
 
 import numpy as np
 import pytest
 import keras
 import tensorflow as tf
 
-from keras_ninception.layers import FusedBatchNormalization
+from keras_ninception.layers import FusedBatchNormalization, use_fused_batch_normalization
+from keras_ninception.training.compile import compile_model
 from keras_ninception.training.precision import dtype_policy
 
 CHANNELS = 6
 
 
 def make_pair(input_shape=(4, 5, 7, CHANNELS), policy="float32", **kwargs):
-    """A Keras BN and a fused BN with the same non-trivial weights, built on `input_shape`."""
+    """A Keras BN and one switched to the fused kernel, same non-trivial weights, built on `input_shape`."""
     kwargs.setdefault("momentum", 0.9)
     with dtype_policy(policy):
         reference = keras.layers.BatchNormalization(**kwargs)
-        fused = FusedBatchNormalization(**kwargs)
+        fused = use_fused_batch_normalization(keras.layers.BatchNormalization(**kwargs))
     reference.build(input_shape)
     fused.build(input_shape)
     rng = np.random.default_rng(1)
@@ -137,7 +142,38 @@ def test_masked_inputs_fall_back_to_keras():
     np.testing.assert_allclose(fused.moving_mean.numpy(), reference.moving_mean.numpy(), rtol=1e-5)
 
 
-def test_round_trips_its_config_and_a_keras_file_in_safe_mode(tmp_path):
+def test_the_switch_keeps_class_and_config_and_is_idempotent():
+    reference, fused = make_pair()
+    assert type(fused) is keras.layers.BatchNormalization
+    assert fused.get_config() == {**reference.get_config(), "name": fused.name}
+    assert keras.saving.serialize_keras_object(fused)["module"] == "keras.layers"
+    assert use_fused_batch_normalization(fused) is fused  # twice: nothing changes
+    x = inputs()
+    np.testing.assert_allclose(fused(x), reference(x), rtol=1e-5, atol=1e-5)
+    assert uses_fused_kernel(fused, x, training=True)
+    assert not uses_fused_kernel(reference, x, training=True)
+
+
+def test_compile_model_switches_nested_layers_unless_told_not_to():
+    def tiny(name):
+        inputs_ = keras.Input((4, 4, CHANNELS))
+        inner = keras.Sequential([keras.layers.BatchNormalization(name="inner_bn")], name="inner")
+        x = keras.layers.BatchNormalization(name="bn")(inner(inputs_))
+        outputs = keras.layers.Dense(2, activation="softmax", name="main")(keras.layers.Flatten()(x))
+        return keras.Model(inputs_, outputs, name=name)
+
+    x = inputs(shape=(2, 4, 4, CHANNELS))
+    switched = compile_model(tiny("switched"))
+    plain = compile_model(tiny("plain"), fused_batch_normalization=False)
+    for model, expected in ((switched, True), (plain, False)):
+        for layer in (model.get_layer("bn"), model.get_layer("inner").get_layer("inner_bn")):
+            assert type(layer) is keras.layers.BatchNormalization
+            assert uses_fused_kernel(layer, x, training=True) is expected, (model.name, layer.name)
+    with pytest.raises(ValueError, match="Received: fused_batch_normalization='yes'"):
+        compile_model(tiny("bad"), fused_batch_normalization="yes")
+
+
+def test_version_0_1_layer_round_trips_its_config_and_a_keras_file_in_safe_mode(tmp_path):
     inputs_ = keras.Input((5, 7, CHANNELS))
     model = keras.Model(inputs_, FusedBatchNormalization(momentum=0.9, epsilon=1e-3, name="bn")(inputs_))
     model.layers[-1].set_weights(make_pair()[1].get_weights())

@@ -15,6 +15,7 @@ import sys
 
 from keras_ninception.models import build_nin
 from keras_ninception.training import run
+from keras_ninception.training.config import TrainConfig
 
 
 def build_deterministic_nin(config, input_shape, num_classes):
@@ -29,4 +30,4 @@ def build_deterministic_nin(config, input_shape, num_classes):
 
 if __name__ == "__main__":
     run.build_model = build_deterministic_nin
-    run.train(run.TrainConfig(**json.loads(sys.argv[1])), verbose=2)
+    run.train(TrainConfig(**json.loads(sys.argv[1])), verbose=2)

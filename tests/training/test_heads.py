@@ -244,7 +244,7 @@ def test_cli_evaluate_json_and_prune_never_overwrites_silently(googlenet_run, tm
 
     out_dir = str(tmp_path / "aux2")
     assert main(["prune", googlenet_run, "--head", "aux2", "--out-dir", out_dir]) == 0
-    assert "Pruned run saved in" in capsys.readouterr().out
+    assert "Pruned run saved in" in capsys.readouterr().err  # a log message, on stderr
     before = {p: os.stat(os.path.join(out_dir, p)).st_mtime_ns for p in os.listdir(out_dir)}
     assert main(["prune", googlenet_run, "--head", "aux1", "--out-dir", out_dir]) == 2
     assert "already holds a run" in capsys.readouterr().err
@@ -267,7 +267,7 @@ def test_cli_evaluate_json_and_prune_never_overwrites_silently(googlenet_run, tm
 def test_an_evaluated_run_can_still_be_overwritten(tmp_path):
     """The `evaluation/` reports belong to the run: `--overwrite` may replace them."""
     from keras_ninception.training.heads import PRUNED_RUN_FILES
-    from keras_ninception.training.run import RUN_FILES, check_run_folder
+    from keras_ninception.training.run_folder import RUN_FILES, check_run_folder
 
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "model.keras").write_text("old")

@@ -28,7 +28,7 @@ from keras_ninception.training.monitoring import (
     plot_learning_curves,
     to_display,
 )
-from keras_ninception.training.run import RUN_FILES, check_run_folder
+from keras_ninception.training.run_folder import RUN_FILES, check_run_folder
 from tests.training.events import decode_image_summary, parse_markdown_matrix, read_summaries
 
 TINY = dict(model="nin", image_size=8, epochs=1, batch_size=128)
@@ -127,7 +127,7 @@ def test_profile_range_beyond_the_run_is_refused_before_anything_is_written(tmp_
 
 
 def test_monitoring_fields_are_not_hyperparameters():
-    from keras_ninception.training.run import hparams_of
+    from keras_ninception.training.config import hparams_of
 
     hparams = hparams_of(TrainConfig(histogram_freq=2, profile_batch="1,2").validate())
     assert hparams["learning_rate"] == 2e-3

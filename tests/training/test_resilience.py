@@ -1,6 +1,7 @@
 """Runs that survive kills, crashes while saving, NaN losses and unsafe model files."""
 
 import json
+import logging
 import math
 import os
 import signal
@@ -14,7 +15,7 @@ import pytest
 
 from keras_ninception import TrainConfig, build_nin, evaluate_run, train
 from keras_ninception.cli.main import main
-from keras_ninception.training import run
+from keras_ninception.training import run, run_folder
 from keras_ninception.training.evaluate import load_run
 from tests.processes import wait_for
 
@@ -50,12 +51,12 @@ def test_a_killed_run_is_resumed_by_the_same_command(tmp_path):
             first.wait()
     assert first.returncode == -signal.SIGKILL
     assert not (run_dir / "model.keras").exists(), "the run ended before it was killed"
-    rows_before = len(run.read_history(str(run_dir / "history.csv"))["loss"])
+    rows_before = len(run_folder.read_history(str(run_dir / "history.csv"))["loss"])
     assert rows_before == 1
 
     second = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert f"Resuming the interrupted run in {run_dir} (same configuration)." in second.stdout
+    assert f"Resuming the interrupted run in {run_dir} (same configuration)." in second.stderr  # a log message
     assert "Epoch 1/2" not in second.stdout and "Epoch 2/2" in second.stdout  # continued, not restarted
     history = json.loads((run_dir / "history.json").read_text())
     assert len(history["loss"]) == len(history["val_main_accuracy"]) == 2
@@ -87,23 +88,23 @@ def crash_while_saving(path):
 def test_a_crash_while_saving_keeps_the_previous_file(tmp_path, monkeypatch):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     path = str(tmp_path / "model.keras")
-    run.save_model_atomic(model, path)
+    run_folder.save_model_atomic(model, path)
     before = open(path, "rb").read()
     monkeypatch.setattr(model, "save", crash_while_saving)
     with pytest.raises(OSError, match="No space left"):
-        run.save_model_atomic(model, path)
+        run_folder.save_model_atomic(model, path)
     assert open(path, "rb").read() == before
     assert os.listdir(tmp_path) == ["model.keras"]
 
 
 @pytest.mark.slow
-def test_a_crash_while_saving_the_model_leaves_a_run_that_resumes_without_training(tmp_path, monkeypatch, capsys):
+def test_a_crash_while_saving_the_model_leaves_a_run_that_resumes_without_training(tmp_path, monkeypatch, capsys, caplog):
     run_dir = tmp_path / "run"
-    save = run.save_model_atomic
+    save = run_folder.save_model_atomic
 
     def save_failing_on_model_keras(model, path):
         if os.path.basename(path) == "model.keras":
-            run.replace_atomic(path, crash_while_saving, ".keras")
+            run_folder.replace_atomic(path, crash_while_saving, ".keras")
         save(model, path)
 
     monkeypatch.setattr(run, "save_model_atomic", save_failing_on_model_keras)
@@ -114,9 +115,10 @@ def test_a_crash_while_saving_the_model_leaves_a_run_that_resumes_without_traini
     monkeypatch.setattr(run, "save_model_atomic", save)
     capsys.readouterr()
 
-    result = train(TrainConfig(**TINY, run_dir=str(run_dir)), verbose=2)
-    out = capsys.readouterr().out
-    assert "Resuming the interrupted run" in out and "Epoch 1/1" not in out  # no epoch trained again
+    with caplog.at_level(logging.INFO, logger="keras_ninception"):
+        result = train(TrainConfig(**TINY, run_dir=str(run_dir)), verbose=2)
+    assert "Resuming the interrupted run" in caplog.text
+    assert "Epoch 1/1" not in capsys.readouterr().out  # no epoch trained again
     assert len(result["history"]["loss"]) == 1
     assert (run_dir / "model.keras").is_file()
 
@@ -160,7 +162,7 @@ def test_a_nan_loss_in_epoch_2_stops_with_exit_2_and_keeps_epoch_1(tmp_path, mon
 
     rows = (run_dir / "history.csv").read_text().splitlines()
     assert len(rows) == 3  # header, epoch 1, epoch 2 (stopped)
-    history = run.read_history(str(run_dir / "history.csv"))
+    history = run_folder.read_history(str(run_dir / "history.csv"))
     assert math.isfinite(history["loss"][0]) and not math.isfinite(history["loss"][1])
     last = keras.saving.load_model(str(run_dir / "checkpoints" / "last.keras"))
     assert all(np.isfinite(w).all() for w in last.get_weights())
@@ -208,5 +210,5 @@ def test_history_csv_keeps_the_last_row_of_an_epoch_and_skips_a_cut_row(tmp_path
         "2,1.0,NA\n"
         "3,0.5\n"  # cut short by a kill
     )
-    assert run.read_history(str(path)) == {"loss": [2.5, 1.5, 1.0], "val_loss": [2.25, 1.25, pytest.approx(math.nan, nan_ok=True)]}
-    assert run.read_history(str(tmp_path / "missing.csv")) == {}
+    assert run_folder.read_history(str(path)) == {"loss": [2.5, 1.5, 1.0], "val_loss": [2.25, 1.25, pytest.approx(math.nan, nan_ok=True)]}
+    assert run_folder.read_history(str(tmp_path / "missing.csv")) == {}

@@ -49,12 +49,12 @@ def test_tune_command_runs_and_refuses_to_run_again(tmp_path, capsys):
     )
     run_dir = str(tmp_path / "run")
     assert main(["tune", "--config", str(path), "--run-dir", run_dir]) == 0
-    out = capsys.readouterr().out
-    assert "rank  trial_id     status  val_main_accuracy" in out
-    assert f"Best model saved in {run_dir}" in out
+    err = capsys.readouterr().err  # the table and the run messages are log records, on stderr
+    assert "rank  trial_id     status  val_main_accuracy" in err
+    assert f"Best model saved in {run_dir}" in err
     assert main(["tune", "--config", str(path), "--run-dir", run_dir]) == 2
     assert "already holds a tuning run. Pass --resume" in capsys.readouterr().err
     assert main(["tune", "--config", str(path), "--run-dir", run_dir, "--epochs", "2", "--resume"]) == 2
     assert "epochs: saved 1, now 2" in capsys.readouterr().err
     assert main(["tune", "--config", str(path), "--run-dir", run_dir, "--resume"]) == 0
-    assert "0 new" in capsys.readouterr().out
+    assert "0 new" in capsys.readouterr().err
