@@ -81,19 +81,27 @@ def resize_and_central_crop(image, image_size, eval_crop):
     region, one resampling. The crop starts at `(resized - image_size) // 2` on each axis.
 
     Args:
-        image: `uint8` `(h, w, c)`.
+        image: `uint8` `(h, w, c)`, or a batch `(batch, h, w, c)`.
         image_size: `(height, width)`.
         eval_crop: the kept fraction of each side, in (0, 1].
 
     Returns:
-        `uint8` `(height, width, c)`.
+        `uint8` `(height, width, c)` (or `(batch, height, width, c)`).
     """
     height, width = image_size
     resized_height, resized_width = central_crop_size(image_size, eval_crop)
     resized = resize_image(image, (resized_height, resized_width))
     top = (resized_height - height) // 2
     left = (resized_width - width) // 2
-    return resized[top : top + height, left : left + width, :]
+    return resized[..., top : top + height, left : left + width, :]
+
+
+def resize_for_evaluation(images, image_size, eval_crop=None):
+    """`resize_image`, or `resize_and_central_crop` when `eval_crop` is given: what
+    validation, test, `evaluate`, the export and `predict` do to an image or a batch."""
+    if eval_crop is None:
+        return resize_image(images, image_size)
+    return resize_and_central_crop(images, image_size, eval_crop)
 
 
 def sample_crop_box(image_shape, seed):

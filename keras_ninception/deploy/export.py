@@ -39,7 +39,7 @@ import keras
 import tensorflow as tf
 
 from keras_ninception.checks import check_bool, check_choice
-from keras_ninception.data.pipeline import resize_image, scale_images
+from keras_ninception.data.pipeline import resize_for_evaluation, scale_images
 from keras_ninception.models import to_inference_model
 from keras_ninception.models.common import with_keras_batch_normalization
 from keras_ninception.training.precision import to_float32
@@ -89,20 +89,33 @@ def input_geometry(model):
     return (int(height), int(width)), int(channels)
 
 
-def preprocess(images, image_size, data_format=None):
-    """The training pipeline's preprocessing of a `uint8` batch, as TF ops.
+def preprocess(images, image_size, data_format=None, eval_crop=None):
+    """The training pipeline's preprocessing of a `uint8` batch for evaluation, as TF ops.
 
     Args:
         images: `uint8` `(batch, h, w, c)`, any size.
         image_size: `(height, width)` of the model.
         data_format: default `keras.config.image_data_format()`.
+        eval_crop: None (default), or the run's central fraction: resize to
+            `image_size / eval_crop` and crop the central `image_size`
+            (`pipeline.resize_and_central_crop`).
 
     Returns:
         `float32` `(batch, height, width, c)` (or `(batch, c, height, width)`), values
         `resize(x) / 127.5 - 1` with the resize rounded back to `uint8`, as in training.
     """
     data_format = data_format or keras.config.image_data_format()
-    return scale_images(resize_image(images, image_size), data_format)
+    return scale_images(resize_for_evaluation(images, image_size, eval_crop), data_format)
+
+
+def preprocessing_description(eval_crop=None):
+    """`PREPROCESSING`, with the central crop when `eval_crop` is given."""
+    if eval_crop is None:
+        return PREPROCESSING
+    return (
+        f"resize (bilinear) to round(image_size / {eval_crop}), central crop of image_size, round "
+        "and clip to uint8, then x / 127.5 - 1"
+    )
 
 
 def inference_model(model):
@@ -202,7 +215,7 @@ def write_export_atomic(path, write, metadata, overwrite=False):
     return path
 
 
-def _metadata(fmt, model, class_names, image_size, channels, source):
+def _metadata(fmt, model, class_names, image_size, channels, source, eval_crop=None):
     from keras_ninception import __version__
 
     return {
@@ -213,14 +226,15 @@ def _metadata(fmt, model, class_names, image_size, channels, source):
         "data_format": keras.config.image_data_format(),
         "input": INPUTS[fmt],
         "outputs": OUTPUTS[fmt],
-        "preprocessing": PREPROCESSING,
+        "preprocessing": preprocessing_description(eval_crop),
+        "eval_crop": eval_crop,
         "model_name": model.name,
         "source": source,
         "versions": {"keras": keras.__version__, "tensorflow": tf.__version__, "keras_ninception": __version__},
     }
 
 
-def export_keras(model, path, class_names, *, overwrite=False, source=None):
+def export_keras(model, path, class_names, *, overwrite=False, source=None, eval_crop=None):
     """Exports `model` as a folder with `model.keras` and `metadata.json`.
 
     The `.keras` file reloads with `keras.saving.load_model` in safe mode, no
@@ -235,6 +249,8 @@ def export_keras(model, path, class_names, *, overwrite=False, source=None):
         class_names: one string per class, in the model's output order.
         overwrite: replace an export already at `path`.
         source: recorded in `metadata.json` (e.g. the run folder).
+        eval_crop: the run's `eval_crop` (None: the whole image resized), recorded in
+            `metadata.json`; the SavedModel applies it inside, `predict` before the others.
 
     Returns:
         `path`.
@@ -248,7 +264,7 @@ def export_keras(model, path, class_names, *, overwrite=False, source=None):
     return write_export_atomic(
         path,
         lambda tmp: with_keras_batch_normalization(model).save(os.path.join(tmp, KERAS_FILE)),
-        _metadata("keras", model, class_names, image_size, channels, source),
+        _metadata("keras", model, class_names, image_size, channels, source, eval_crop),
         overwrite,
     )
 
@@ -264,7 +280,7 @@ def _archive(model, serve, input_spec, class_names=None):
     return archive
 
 
-def export_saved_model(model, path, class_names, *, overwrite=False, source=None):
+def export_saved_model(model, path, class_names, *, overwrite=False, source=None, eval_crop=None):
     """Exports `model` as a TF SavedModel that takes raw `uint8` images of any size.
 
     Signatures `serve(images)` and `class_names()` (see the module docstring): the
@@ -279,7 +295,9 @@ def export_saved_model(model, path, class_names, *, overwrite=False, source=None
     path, class_names, image_size, channels = _check_export_arguments(model, path, class_names, overwrite)
 
     def serve(images):
-        probabilities = tf.cast(model(preprocess(images, image_size), training=False), tf.float32)
+        probabilities = tf.cast(
+            model(preprocess(images, image_size, eval_crop=eval_crop), training=False), tf.float32
+        )
         index = tf.argmax(probabilities, axis=-1)
         return {
             "probabilities": probabilities,
@@ -291,12 +309,12 @@ def export_saved_model(model, path, class_names, *, overwrite=False, source=None
     return write_export_atomic(
         path,
         lambda tmp: _archive(model, serve, spec, class_names).write_out(tmp, verbose=False),
-        _metadata("saved_model", model, class_names, image_size, channels, source),
+        _metadata("saved_model", model, class_names, image_size, channels, source, eval_crop),
         overwrite,
     )
 
 
-def export_litert(model, path, class_names, *, overwrite=False, source=None):
+def export_litert(model, path, class_names, *, overwrite=False, source=None, eval_crop=None):
     """Exports `model` as a LiteRT (TFLite) flatbuffer, `model.tflite`, for CPU and mobile.
 
     Converted with `tf.lite.TFLiteConverter.from_saved_model` from an `ExportArchive`
@@ -340,7 +358,7 @@ def export_litert(model, path, class_names, *, overwrite=False, source=None):
             f.write(flatbuffer)
 
     return write_export_atomic(
-        path, write, _metadata("litert", model, class_names, image_size, channels, source), overwrite
+        path, write, _metadata("litert", model, class_names, image_size, channels, source, eval_crop), overwrite
     )
 
 
@@ -384,5 +402,6 @@ def export_run(run_dir, format, output=None, *, overwrite=False):
     if not isinstance(class_names, list):
         raise ValueError(f"{os.path.join(run_dir, 'config.json')!r} has no list of 'class_names'.")
     return EXPORTERS[format](
-        inference_model(model), output, class_names, overwrite=overwrite, source=os.path.abspath(run_dir)
+        inference_model(model), output, class_names, overwrite=overwrite, source=os.path.abspath(run_dir),
+        eval_crop=config["train_config"].get("eval_crop")
     )

@@ -17,7 +17,9 @@ as the training pipeline decodes an image folder: gray files become RGB (the cha
 repeated) for an RGB model, RGB files become gray for a gray model (the decoder's
 luminance), and an alpha channel is dropped. Then the training preprocessing (bilinear
 resize to the model's size, round to `uint8`, `x / 127.5 - 1`) runs, in Python for Keras
-models and inside the SavedModel and the LiteRT model (whose caller, here, resizes).
+models and inside the SavedModel and the LiteRT model (whose caller, here, resizes). A run
+trained with `--eval-crop F` (`eval_crop` in `config.json` or the export's `metadata.json`)
+is resized to `image_size / F` and centrally cropped to `image_size`, as its validation was.
 
 Every file is read and checked before anything is predicted: a missing, empty, damaged or
 non-image file, or a directory, gives one error that names every bad file.
@@ -32,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_ninception.checks import check_int
-from keras_ninception.data.pipeline import resize_image
+from keras_ninception.data.pipeline import resize_for_evaluation
 from keras_ninception.data.sources import check_image_file
 from keras_ninception.deploy.export import (
     KERAS_FILE,
@@ -71,6 +73,18 @@ def _class_names_beside(model_file, num_classes):
                 )
             return names
     return [str(i) for i in range(num_classes)]
+
+
+def _eval_crop_beside(model_file):
+    """The `eval_crop` of `metadata.json` or a run's `config.json` in the file's folder."""
+    folder = os.path.dirname(os.path.abspath(model_file))
+    metadata = _read_json_if_exists(os.path.join(folder, METADATA_FILE))
+    if isinstance(metadata, dict):
+        return metadata.get("eval_crop")
+    config = _read_json_if_exists(os.path.join(folder, "config.json"))
+    if isinstance(config, dict) and isinstance(config.get("train_config"), dict):
+        return config["train_config"].get("eval_crop")
+    return None
 
 
 def _load_keras(path):
@@ -121,11 +135,11 @@ class Predictor:
         return np.asarray(self._probabilities(tf.convert_to_tensor(image, tf.uint8)[None]))[0]
 
 
-def _keras_predictor(kind, path, model, class_names):
+def _keras_predictor(kind, path, model, class_names, eval_crop=None):
     image_size, channels = input_geometry(model)
 
     def probabilities(images):
-        return model(preprocess(images, image_size), training=False).numpy()
+        return model(preprocess(images, image_size, eval_crop=eval_crop), training=False).numpy()
 
     return Predictor(kind, path, class_names, channels, image_size, probabilities)
 
@@ -164,9 +178,10 @@ def _litert_predictor(path):
     _, height, width, channels = (int(d) for d in detail["shape"])
     num_classes = int(runner.get_output_details()["probabilities"]["shape"][-1])
     image_size = (height, width)
+    eval_crop = _eval_crop_beside(path)
 
     def probabilities(images):
-        return runner(images=resize_image(images, image_size).numpy())["probabilities"]
+        return runner(images=resize_for_evaluation(images, image_size, eval_crop).numpy())["probabilities"]
 
     return Predictor(
         "litert", path, _class_names_beside(path, num_classes), channels, image_size, probabilities
@@ -200,7 +215,7 @@ def load_predictor(path):
             model, config = load_run(path)
             model = inference_model(model)
             names = config.get("class_names") or [str(i) for i in range(model.outputs[0].shape[-1])]
-            return _keras_predictor("run", path, model, names)
+            return _keras_predictor("run", path, model, names, config["train_config"].get("eval_crop"))
         if os.path.isfile(os.path.join(path, SAVED_MODEL_FILE)):
             return _saved_model_predictor(path)
         for name in (KERAS_FILE, LITERT_FILE):
@@ -212,7 +227,9 @@ def load_predictor(path):
         )
     if path.endswith(".keras"):
         model = inference_model(_load_keras(path))
-        return _keras_predictor("keras", path, model, _class_names_beside(path, model.outputs[0].shape[-1]))
+        return _keras_predictor(
+            "keras", path, model, _class_names_beside(path, model.outputs[0].shape[-1]), _eval_crop_beside(path)
+        )
     if path.endswith(".tflite"):
         return _litert_predictor(path)
     raise ValueError(

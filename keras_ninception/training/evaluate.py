@@ -105,6 +105,8 @@ def load_run_splits(model, config, dataset=None, data_dir=None, download=False, 
         download=download,
         seed=train_config["seed"],
         on_bad_image=train_config["on_bad_image"],
+        eval_crop=train_config.get("eval_crop"),
+        cache="none",  # each split is read once
     )
     check_compatible(model, splits, config.get("class_names"))
     return splits
