@@ -132,8 +132,8 @@ def _add_train_parser(subparsers):
         "--augment",
         choices=AUGMENT_MODES,
         default=None,
-        help="training augmentation (default: crop for digits and gray TFDS datasets, else crop_flip; "
-        "inception: GoogLeNet's random crop of 8-100%% of the original image, aspect 3/4-4/3, and a flip)",
+        help="training augmentation; inception: GoogLeNet's random crop of 8-100%% of the original image, "
+        "aspect 3/4-4/3, and a flip (default: crop for digits and gray TFDS datasets, else crop_flip)",
     )
     p.add_argument(
         "--color-distortion",

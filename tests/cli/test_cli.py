@@ -156,6 +156,9 @@ def test_saved_models_reload_in_a_fresh_interpreter(googlenet_run):
         (["train", "--profile-batch", "20,10"], "Received: profile_batch='20,10'"),
         (["train", "--num-summary-images", "100"], "Received: num_summary_images=100"),
         (["train", "--precision", "fp16"], "invalid choice"),
+        (["train", "--eval-crop", "1.5"], "Received: eval_crop=1.5"),
+        (["train", "--augment", "crop", "--color-distortion"], "Received: augment='crop', color_distortion=True"),
+        (["prepare", "/nonexistent/folder", "--out", "prepared"], "Received: folder='/nonexistent/folder'"),
         (["evaluate", "/nonexistent/run"], "not a completed run"),
     ],
 )

@@ -71,3 +71,14 @@ def test_load_dataset_auto_cache_within_a_budget(caplog):
         for (x1, y1), (x2, y2) in zip(getattr(splits, split), getattr(cached, split), strict=True):
             np.testing.assert_array_equal(x1, x2)
             np.testing.assert_array_equal(y1, y2)
+
+
+def test_train_config_cache_and_eval_crop_fields():
+    from keras_ninception.training.config import EXECUTION_FIELDS, TrainConfig
+
+    config = TrainConfig(cache="none", eval_crop=0.875, augment="inception", color_distortion=True).validate()
+    assert (config.cache, config.eval_crop, config.color_distortion) == ("none", 0.875, True)
+    assert "cache" in EXECUTION_FIELDS  # where images are kept is not what a run trains
+    for field, value in (("eval_crop", 0), ("eval_crop", 1.5), ("cache", ""), ("color_distortion", "yes")):
+        with pytest.raises(ValueError, match=f"Received: {field}={value!r}"):
+            TrainConfig(**{field: value}).validate()
