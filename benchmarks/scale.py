@@ -13,8 +13,9 @@ folder: it lives under /tmp.
 
 `measure` reports, each in a fresh subprocess (so that peak RSS is that step's own):
 
-- the time to list the files and check them (`sources.list_image_files` +
-  `sources.find_bad_image_files`, the check `load_dataset` runs before building anything);
+- the time to list the files and check them (`files.list_image_folder` +
+  `files.find_bad_image_files` with `check_images="header"`, the check `load_dataset` runs
+  by default before building anything);
 - the time of `ninception prepare` (the folder written as TFDS record shards);
 - train steps/s (batches/s of the training split, through the whole pipeline to the batch
   the model receives, no model) reading the prepared shards against reading the folder;
@@ -115,13 +116,13 @@ def rss_mb():
 def step_check(args):
     import time
 
-    from keras_ninception.data import sources
+    from keras_ninception.data import files as files_lib
 
     start = time.perf_counter()
-    files = sources.list_image_files(args.root)
+    files = files_lib.list_image_folder(args.root).files
     paths = [path for split in files.values() for paths in split.values() for path in paths]
     listed = time.perf_counter()
-    bad = sources.find_bad_image_files(paths)
+    bad = files_lib.find_bad_image_files(paths, "header")
     checked = time.perf_counter()
     classes = {name for split in files.values() for name in split}
     return {
