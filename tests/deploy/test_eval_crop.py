@@ -4,6 +4,7 @@ import json
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from keras_ninception.data import pipeline
@@ -42,5 +43,23 @@ def test_saved_model_and_predict_apply_the_eval_crop(tmp_path):
         assert metadata["eval_crop"] == 0.5
         assert "central crop" in metadata["preprocessing"]
         predictor = predict.load_predictor(str(path))
-        np.testing.assert_allclose(predictor.probabilities(IMAGE[None]), expected, atol=1e-5)
+        np.testing.assert_allclose(predictor.probabilities(IMAGE), expected[0], atol=1e-5)
     assert pipeline.central_crop_size((4, 4), 0.5) == (8, 8)
+
+
+@pytest.mark.parametrize("fmt, modules", [("litert", ()), ("onnx", ("onnx", "tf2onnx", "onnxruntime")), ("openvino", ("openvino",))])
+def test_runtime_exports_record_the_eval_crop_and_their_predictors_apply_it(fmt, modules, tmp_path):
+    # These take uint8 images at the model's size: the caller (predict) crops, from metadata.json.
+    for module in modules:
+        pytest.importorskip(module)
+    from keras_ninception.deploy.export import _runtime_exporter
+
+    model = tiny_model()
+    expected = model(export.preprocess(tf.constant(IMAGE[None]), (4, 4), eval_crop=0.5)).numpy()
+    path = tmp_path / fmt
+    _runtime_exporter(fmt)(model, str(path), ["a", "b", "c"], eval_crop=0.5)
+    metadata = json.loads((path / "metadata.json").read_text())
+    assert metadata["eval_crop"] == 0.5
+    assert "central crop" in metadata["preprocessing"]
+    predictor = predict.load_predictor(str(path))
+    np.testing.assert_allclose(predictor.probabilities(IMAGE), expected[0], atol=1e-4)
