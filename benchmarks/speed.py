@@ -27,6 +27,8 @@ so a machine that gets busier or quieter during the run shifts every case alike:
   product for the input gradient and one for the weight gradient), not a measurement;
 - input pipeline images/s: `load_dataset(--data)` train split as training reads it (JPEG
   decode, resize, shuffle, batch, augment `crop_flip`, scale, prefetch) with `cache=False`,
+  and for GoogLeNet also with `augment="inception"` (`pipeline/googlenet_inception`: the
+  random-resized crop of each decoded original, resized to 224, and a flip),
   so every batch decodes its files; at GoogLeNet's and NIN's image size and batch size;
   steady state: a new iterator each round, timed after the shuffle buffer is full;
 - peer: `peer_torchvision.py` (torchvision's googlenet, channels_last + bfloat16 autocast,
@@ -108,6 +110,9 @@ def parse_args(argv=None):
     parser.add_argument("--matmul-size", type=int, default=4096)
     parser.add_argument("--pipeline-batches", type=int, default=20, help="timed batches of the pipeline")
     parser.add_argument("--ablations", action="store_true", help="also XLA, steps_per_execution and Keras-BN cases")
+    parser.add_argument(
+        "--cases", default=None, help="only the cases whose name contains one of these comma-separated strings"
+    )
     parser.add_argument("--quick", action="store_true", help="1 round, 2 steps, small matmul: a smoke run")
     parser.add_argument("--out-dir", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
@@ -403,13 +408,17 @@ def peer_runtime_case(python, runtime, precision, size, batch, steps, warmup, wo
     return Case(f"peer/{runtime}{suffix}", setup, run)
 
 
-def pipeline_case(name, data, size, batch, output_names, batches):
-    """Steady-state images/s of the train split; a fresh iterator each round (nothing prefetched)."""
+def pipeline_case(name, data, size, batch, output_names, batches, augment=None):
+    """Steady-state images/s of the train split; a fresh iterator each round (nothing prefetched).
+
+    `augment`: None for the source's default (`crop_flip` for a folder), or a mode such as
+    `"inception"` (the random-resized crop of the original image, then the resize to `size`).
+    """
     from keras_ninception.data import load_dataset
 
     def setup():
         splits = load_dataset(
-            data, image_size=size, batch_size=batch, output_names=output_names, cache=False
+            data, image_size=size, batch_size=batch, output_names=output_names, cache=False, augment=augment
         )
         return {"train": splits.train.repeat(), "batch": batch}
 
@@ -551,6 +560,13 @@ def main(argv=None):
                     f"pipeline/{model_name}", args.data, *sizes[model_name], output_names, args.pipeline_batches
                 )
             )
+            if model_name == "googlenet":  # GoogLeNet's own augmentation, at its size
+                cases.append(
+                    pipeline_case(
+                        "pipeline/googlenet_inception", args.data, *sizes[model_name], output_names,
+                        args.pipeline_batches, augment="inception",
+                    )
+                )
     if args.peer_python and "googlenet" in args.models:
         for config in args.peer_configs.split(","):
             cases.append(
@@ -562,6 +578,9 @@ def main(argv=None):
                     peer_runtime_case(args.peer_python, runtime, precision, *sizes["googlenet"], args.steps, args.warmup, workdir)
                 )
 
+    if args.cases:
+        wanted = [part for part in args.cases.split(",") if part]
+        cases = [case for case in cases if any(part in case.name for part in wanted)]
     load_before = os.getloadavg()
     runs = {case.name: {} for case in cases}
     errors = {}
@@ -625,6 +644,9 @@ def main(argv=None):
         train_ips = medians.get(f"{model_name}/{default_policy}/train", {}).get("images_per_s")
         if pipe and train_ips:
             ratios[f"pipeline_vs_train_{model_name}"] = pipe / train_ips
+        inception = medians.get(f"{'pipeline/' + model_name}_inception", {}).get("images_per_s")
+        if inception and train_ips:
+            ratios[f"pipeline_inception_vs_train_{model_name}"] = inception / train_ips
     if "pipeline_vs_train_googlenet" in ratios:
         ratios["pipeline_vs_train"] = min(v for k, v in ratios.items() if k.startswith("pipeline_vs_train_"))
     best = ratios.pop("best", {})

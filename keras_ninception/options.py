@@ -13,7 +13,9 @@ TRAIN_VARIANTS = ("paper", "bn", "slim", "cifar")
 NIN_CONFIGS = ("cifar10", "imagenet")
 # `training.compile.OPTIMIZERS` builds them; "momentum" is classic momentum SGD (Caffe's).
 OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "rmsprop")
-AUGMENT_MODES = ("none", "crop", "crop_flip")
+AUGMENT_MODES = ("none", "crop", "crop_flip", "inception")
+# `--cache`: these, or a file path prefix (`data.cache`).
+CACHE_POLICIES = ("auto", "memory", "none")
 ON_BAD_IMAGE = ("error", "skip")
 # How image-folder files are checked before training (`data.files.CHECK_IMAGES`).
 CHECK_IMAGES = ("full", "header", "none")

@@ -1,4 +1,4 @@
-"""The `ninception` command line: `train`, `evaluate`, `prune`, `profile`, `tune`, `export` and `predict`.
+"""The `ninception` command line: `train`, `prepare`, `evaluate`, `prune`, `profile`, `tune`, `export` and `predict`.
 
 The CLI only parses arguments and calls the training layer; errors in the package's own
 words are printed as `ninception: error: ...` with exit status 2, nothing half-written.
@@ -199,7 +199,28 @@ def _add_train_parser(subparsers):
         "--augment",
         choices=AUGMENT_MODES,
         default=None,
-        help="training augmentation (default: the recipe's; fast: crop for digits and gray TFDS datasets, else crop_flip)",
+        help="training augmentation; inception: GoogLeNet's random crop of 8-100%% of the original image, "
+        "aspect 3/4-4/3, and a flip (default: the recipe's; fast: crop for digits and gray TFDS datasets, else crop_flip)",
+    )
+    p.add_argument(
+        "--color-distortion",
+        action="store_true",
+        help="with --augment inception: also TF-slim's random brightness, saturation, hue and contrast",
+    )
+    p.add_argument(
+        "--eval-crop",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="validation/test/evaluate/predict: resize to image_size / FRACTION, then the central "
+        "image_size (0.875 is TF-slim's: 256 then 224; default: the whole image resized)",
+    )
+    p.add_argument(
+        "--cache",
+        default=defaults.cache,
+        metavar="auto|memory|none|PATH",
+        help="where decoded images stay between epochs: auto caches a split in memory when its decoded "
+        "size fits a quarter of the available memory, else decodes it each epoch; PATH: tf.data cache files",
     )
     p.add_argument(
         "--on-bad-image",
@@ -264,6 +285,61 @@ def _add_train_parser(subparsers):
     )
     group.add_argument("--overwrite", action="store_true", help="replace the run in --run-dir")
     p.set_defaults(func=_train)
+
+
+def _add_prepare_parser(subparsers):
+    from keras_ninception.options import CHECK_IMAGES, ON_BAD_IMAGE
+
+    p = _add_subparser(
+        subparsers,
+        "prepare",
+        help="write an image folder once as TFDS record shards, for --dataset DIR",
+        description="Write FOLDER (ROOT/<split>/<class>/*.jpg) as TFDS record shards with an index of "
+        "classes and counts (DIR/prepared.json). `ninception train --dataset DIR` then reads the shards "
+        "with interleaved parallel reads, and a multi-worker run gives each worker its own shards.",
+    )
+    p.add_argument("folder", help="the image folder ROOT/<split>/<class>/*.jpg|jpeg|png")
+    p.add_argument("--out", required=True, help="the new folder (must not exist, or be empty)")
+    p.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.1,
+        help="share of train/ written as the validation split when FOLDER has no validation/ or val/",
+    )
+    p.add_argument("--shards", type=int, default=None, help="shards per split (default: 16, or ~128 MB each)")
+    p.add_argument(
+        "--on-bad-image",
+        choices=ON_BAD_IMAGE,
+        default="error",
+        help="damaged images: stop with an error naming them, or skip them",
+    )
+    p.add_argument(
+        "--check-images",
+        choices=CHECK_IMAGES,
+        default="header",
+        help="check every file first, in parallel, with TF's decoder: 'header' parses JPEG "
+        "headers (other files are decoded), 'full' decodes every file, 'none' checks nothing",
+    )
+    p.set_defaults(func=_prepare)
+
+
+def _prepare(args):
+    from keras_ninception.data.prepared import prepare_image_folder
+
+    index = prepare_image_folder(
+        args.folder,
+        args.out,
+        validation_fraction=args.validation_fraction,
+        on_bad_image=args.on_bad_image,
+        check_images=args.check_images,
+        num_shards=args.shards,
+    )
+    counts = ", ".join(f"{split} {entry['num_examples']:,}" for split, entry in index["splits"].items())
+    logger.info(
+        "Prepared %s: %d classes, %s images in %d shards per split (validation: %s).",
+        args.out, len(index["class_names"]), counts, next(iter(index["splits"].values()))["num_shards"],
+        index["validation_from"],
+    )
 
 
 def _add_evaluate_parser(subparsers):
@@ -655,6 +731,7 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="ninception", description=DESCRIPTION, formatter_class=HelpFormatter)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train_parser(subparsers)
+    _add_prepare_parser(subparsers)
     _add_evaluate_parser(subparsers)
     _add_prune_parser(subparsers)
     _add_profile_parser(subparsers)

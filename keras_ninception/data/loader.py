@@ -12,8 +12,10 @@ import os
 import keras
 import tensorflow as tf
 
+from keras_ninception.data import cache as cache_policy
 from keras_ninception.data import files
 from keras_ninception.data import pipeline
+from keras_ninception.data import prepared
 from keras_ninception.data import sources
 
 ON_BAD_IMAGE_MODES = ("error", "skip")
@@ -42,6 +44,12 @@ class DatasetSplits:
         num_examples: `{"train": n, "validation": n, "test": n}` examples
             (not batches); 0 for a split that is `None`.
         source: `"digits"`, the folder path, or the TFDS name.
+        cache_plan: `{split: "in memory (why)"}`, what `cache` chose for each split
+            (see `keras_ninception.data.cache`).
+        file_sharded: whether the splits read record files (a prepared folder), so that a
+            multi-worker run can shard them by file (`AutoShardPolicy.FILE`). Such
+            splits have no declared cardinality: a worker's share is known only once
+            the files are split between the workers.
     """
 
     train: tf.data.Dataset
@@ -51,6 +59,8 @@ class DatasetSplits:
     input_shape: tuple[int, int, int]
     num_examples: dict[str, int]
     source: str
+    cache_plan: dict[str, str] = dataclasses.field(default_factory=dict)
+    file_sharded: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -120,6 +130,10 @@ def _validate_arguments(
     cache,
     splits,
     class_names,
+    cache_budget,
+    eval_crop,
+    color_distortion,
+    manual_dir,
 ):
     """Checks every argument of `load_dataset`; returns the normalized ones."""
     if not _is_path(source) or not os.fspath(source):
@@ -201,19 +215,36 @@ def _validate_arguments(
                 f"Received: class_names={class_names!r}"
             )
         class_names = tuple(class_names)
-    if not isinstance(cache, bool):
-        if not _is_path(cache) or not os.fspath(cache):
-            raise ValueError(
-                "`cache` must be True (in memory), False (none), or a file "
-                f"path prefix. Received: cache={cache!r}"
-            )
-        cache_dir = os.path.dirname(os.path.abspath(os.fspath(cache)))
-        if not os.path.isdir(cache_dir):
-            raise ValueError(
-                f"The directory of the cache file, {cache_dir!r}, does not "
-                f"exist. Create it or pass another path. Received: cache={cache!r}"
-            )
-        cache = os.fspath(cache)
+    cache = cache_policy.validate_cache(cache)
+    if cache_budget is not None and (not _is_int(cache_budget) or cache_budget < 0):
+        raise ValueError(
+            "`cache_budget` must be None (a quarter of the available memory) or a number of "
+            f"bytes >= 0. Received: cache_budget={cache_budget!r}"
+        )
+    if eval_crop is not None and (
+        not isinstance(eval_crop, numbers.Real)
+        or isinstance(eval_crop, bool)
+        or not 0.0 < eval_crop <= 1.0
+    ):
+        raise ValueError(
+            "`eval_crop` must be None (no crop) or the central fraction of each side kept, "
+            f"in (0, 1], such as 0.875. Received: eval_crop={eval_crop!r}"
+        )
+    if not isinstance(color_distortion, bool):
+        raise ValueError(
+            "`color_distortion` must be True or False. "
+            f"Received: color_distortion={color_distortion!r}"
+        )
+    if manual_dir is not None and (not _is_path(manual_dir) or not download):
+        raise ValueError(
+            "`manual_dir` must be a path, given with download=True: TFDS reads it when it "
+            f"prepares the dataset. Received: manual_dir={manual_dir!r}"
+        )
+    if color_distortion and augment != "inception":
+        raise ValueError(
+            "`color_distortion` is part of augment='inception'; pass augment='inception' "
+            f"with it. Received: augment={augment!r}, color_distortion=True"
+        )
     return image_size, output_names, cache, splits, class_names
 
 
@@ -231,13 +262,17 @@ def load_dataset(
     seed=0,
     on_bad_image="error",
     check_images="header",
-    cache=True,
+    cache="auto",
+    cache_budget=None,
+    eval_crop=None,
+    color_distortion=False,
+    manual_dir=None,
     splits=None,
     class_names=None,
 ):
     """Loads an image-classification dataset as batched train/val/test splits.
 
-    Three kinds of source:
+    Four kinds of source:
 
     - `"digits"` (the only entry of `EMBEDDED_DATASETS`): the UCI handwritten
       digits (Alpaydin & Kaynak, 1998), bundled with scikit-learn
@@ -255,13 +290,19 @@ def load_dataset(
       `ceil(validation_fraction * n)` training examples in ImageFolder's
       deterministic order; `test/` if present. Files are checked before
       anything is built (see `check_images` and `on_bad_image`).
+    - the path of a folder written by `prepare_image_folder` (`ninception prepare`): TFDS
+      record shards of the splits `train`, `validation` and maybe `test`, read with
+      interleaved parallel reads, the training files in a new seeded order each epoch
+      (see `keras_ninception.data.prepared`). A multi-worker run shards them by file.
     - any other string: a TFDS catalog name (`"cifar10"`, `"mnist"`, ...)
       read with `tfds.builder(name, data_dir=data_dir)`; validation is the
       `validation` split if any, else `train[:n]` with
       `n = ceil(validation_fraction * num_train)`; `test` if any.
 
     The pipeline of each split (see `pipeline.py`): decode -> resize to
-    `image_size` (bilinear, back to `uint8`) -> `cache` -> shuffle (train
+    `image_size` (bilinear, back to `uint8`; evaluation splits with `eval_crop`: resize
+    to `image_size / eval_crop`, then the central `image_size`; the training split with
+    `augment="inception"` is kept at its own size) -> `cache` -> shuffle (train
     only, seeded, reshuffled each epoch) -> augment (train only, per image,
     in parallel) -> `batch(batch_size)` -> scale to `float32` in [-1, 1] (`x / 127.5 - 1`, the
     Inception preprocessing) and transpose to channels_first when
@@ -288,10 +329,13 @@ def load_dataset(
         augment: `None` (default) for the source's default (`"crop"` for
             digits and gray TFDS datasets: no flips, a mirrored digit is
             another symbol; `"crop_flip"` for image folders and RGB TFDS
-            datasets), or `"none"`, `"crop"` (random whole-pixel translation
-            up to 1/8 of each side) or `"crop_flip"` (that plus random
-            horizontal flips). Applied to train only, per image, with
-            stateless `tf.image` ops seeded from `seed`.
+            datasets), or `"none"`, `"crop"` (random sub-pixel translation
+            up to 1/8 of each side), `"crop_flip"` (that plus random
+            horizontal flips) or `"inception"` (GoogLeNet's random crop of 8% to 100%
+            of the original image's area, aspect ratio 3/4 to 4/3, resized to
+            `image_size`, and a random flip; see `pipeline.build_inception_augmenter`).
+            Applied to train only, per image, with stateless `tf.image` ops seeded
+            from `seed`.
         data_dir: TFDS data directory; `None` for the TFDS default.
         download: TFDS only: download and prepare the dataset into
             `data_dir` first (needs network). Default False.
@@ -319,9 +363,27 @@ def load_dataset(
             classes: labels are indices into them; an image folder's class
             folders map to them by name and must all be among them, a TFDS or
             embedded source must have exactly these names.
-        cache: `True` (default) caches the resized `uint8` images in memory,
-            a path string caches them in files `<path>-<split>...` (the only
-            thing this function may write), `False` caches nothing.
+        cache: where the decoded `uint8` images of each split are kept between
+            epochs: `"auto"` (default) in memory for each split whose decoded size
+            (images x height x width x channels bytes) fits in what is left of
+            `cache_budget`, else nowhere; `"memory"` (or `True`) every split in memory;
+            `"none"` (or `False`) nowhere (decoded again each epoch); a path string in
+            tf.data cache files `<path>-<split>...` (the only thing this function may
+            write). See `keras_ninception.data.cache`; the choice is logged (logger
+            `keras_ninception.data.cache`, INFO) and returned in `DatasetSplits.cache_plan`.
+        cache_budget: bytes `cache="auto"` may fill, which also bound the training
+            shuffle buffer (with `pipeline.MAX_SHUFFLE_BYTES`); `None` (default): a
+            quarter of the available memory for the cache.
+        eval_crop: `None` (default) or the central fraction of each side kept for
+            validation and test, in (0, 1]: resize to `round(image_size / eval_crop)`,
+            then crop the central `image_size` (0.875 is TF-slim's: 256 then 224).
+        color_distortion: with `augment="inception"` only: also TF-slim's random
+            brightness, saturation, hue and contrast (`pipeline.distort_color`).
+            Default False.
+        manual_dir: TFDS only, with `download=True`: the folder of the files a dataset
+            needs downloaded by hand (`tfds.download.DownloadConfig(manual_dir=...)`):
+            `"imagenet2012"` reads `ILSVRC2012_img_train.tar` and
+            `ILSVRC2012_img_val.tar` there. Default None.
 
     Returns:
         A `DatasetSplits`.
@@ -352,6 +414,10 @@ def load_dataset(
         on_bad_image=on_bad_image,
         check_images=check_images,
         cache=cache,
+        cache_budget=cache_budget,
+        eval_crop=eval_crop,
+        color_distortion=color_distortion,
+        manual_dir=manual_dir,
         splits=splits,
         class_names=class_names,
     )
@@ -361,6 +427,8 @@ def load_dataset(
         raw = sources.read_digits(
             channels=channels, validation_fraction=validation_fraction
         )
+    elif prepared.is_prepared_folder(os.path.expanduser(source_name)):
+        raw = prepared.read_prepared_folder(source_name, channels=channels, seed=seed)
     elif os.path.isdir(os.path.expanduser(source_name)):
         raw = sources.read_image_folder(
             source_name,
@@ -378,6 +446,7 @@ def load_dataset(
             validation_fraction=validation_fraction,
             data_dir=None if data_dir is None else os.fspath(data_dir),
             download=download,
+            manual_dir=None if manual_dir is None else os.fspath(manual_dir),
         )
 
     if class_names is not None and raw.class_names != class_names:
@@ -387,11 +456,36 @@ def load_dataset(
             f"Received: class_names={list(class_names)[:10]!r}"
         )
     augment = raw.default_augment if augment is None else augment
-    augmenter = pipeline.build_augmenter(augment, raw.channels)
+    keep_original = pipeline.reads_original_image(augment)
+    augmenter = pipeline.build_augmenter(
+        augment, raw.channels, image_size=image_size, color_distortion=color_distortion
+    )
     data_format = keras.config.image_data_format()
+    height, width = image_size
+
+    wanted = SPLITS if splits is None else splits
+    datasets = {
+        split: dataset
+        for split, dataset in (("train", raw.train), ("validation", raw.validation), ("test", raw.test))
+        if dataset is not None and split in wanted
+    }
+    sizes = {split: (raw.num_examples[split], height, width, raw.channels) for split in datasets}
+    if keep_original and "train" in datasets:
+        sizes["train"] = (raw.num_examples["train"], *_mean_image_shape(raw.train))
+    plan = cache_policy.plan_cache(cache, sizes, cache_budget)
+    cache_policy.log_plan(plan)
+    shuffle_buffer = None
+    if "train" in datasets:
+        max_shuffle_bytes = pipeline.MAX_SHUFFLE_BYTES
+        if cache_budget is not None:
+            max_shuffle_bytes = min(max_shuffle_bytes, cache_budget)
+        _, train_height, train_width, train_channels = sizes["train"]
+        shuffle_buffer = pipeline.shuffle_buffer_size(
+            raw.num_examples["train"], train_height * train_width * train_channels, max_shuffle_bytes
+        )
 
     def build(split, dataset):
-        if dataset is None or (splits is not None and split not in splits):
+        if split not in datasets:
             return None
         return pipeline.build_pipeline(
             dataset,
@@ -403,11 +497,13 @@ def load_dataset(
             augmenter=augmenter,
             output_names=output_names,
             data_format=data_format,
-            cache=cache,
+            cache=plan[split].target,
             seed=seed,
+            eval_crop=eval_crop,
+            keep_original=keep_original,
+            shuffle_buffer=shuffle_buffer,
         )
 
-    height, width = image_size
     if data_format == "channels_first":
         input_shape = (raw.channels, height, width)
     else:
@@ -426,4 +522,15 @@ def load_dataset(
             for split in SPLITS
         },
         source=raw.source,
+        cache_plan={split: entry.describe() for split, entry in plan.items()},
+        file_sharded=raw.file_sharded,
     )
+
+
+def _mean_image_shape(dataset):
+    """`(height, width, channels)`, the mean over the first `cache.SIZE_SAMPLE` images
+    (rounded), for the size estimate of a split cached at the source's own size."""
+    shapes = [image.shape for image, _ in dataset.take(cache_policy.SIZE_SAMPLE)]
+    if not shapes:
+        return (0, 0, 0)
+    return tuple(int(round(sum(shape[axis] for shape in shapes) / len(shapes))) for axis in range(3))

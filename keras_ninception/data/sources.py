@@ -69,6 +69,8 @@ class SourceSplits:
         default_augment: the augmentation that suits the source
             (`"crop"` or `"crop_flip"`).
         source: `"digits"`, the folder path, or the TFDS name.
+        file_sharded: whether the splits read record files that a multi-worker run
+            can shard by file (a prepared folder). Default False.
     """
 
     train: tf.data.Dataset
@@ -79,6 +81,7 @@ class SourceSplits:
     num_examples: dict[str, int]
     default_augment: str
     source: str
+    file_sharded: bool = False
 
 
 def num_validation_examples(num_train, validation_fraction, where):
@@ -494,7 +497,7 @@ def _download_error(name, builder, reason):
     )
 
 
-def read_tfds(name, *, channels, validation_fraction, data_dir, download):
+def read_tfds(name, *, channels, validation_fraction, data_dir, download, manual_dir=None):
     """Reads a dataset of the TFDS catalog (`cifar10`, `mnist`, ...).
 
     Uses `tfds.builder(name, data_dir=data_dir)` and the dataset's supervised
@@ -517,6 +520,9 @@ def read_tfds(name, *, channels, validation_fraction, data_dir, download):
             TCP connection to the first host it downloads from is tried first
             (`probe_connection`, 3 s), so that offline it fails within seconds rather
             than after minutes of retries.
+        manual_dir: with `download`: the folder of the files TFDS cannot download
+            itself (`tfds.download.DownloadConfig(manual_dir=...)`), such as
+            `imagenet2012`'s `ILSVRC2012_img_train.tar` and `ILSVRC2012_img_val.tar`.
 
     Returns:
         A `SourceSplits`; default augmentation `"crop"` for grayscale
@@ -548,7 +554,12 @@ def read_tfds(name, *, channels, validation_fraction, data_dir, download):
             if reason is not None:
                 raise _download_error(name, builder, f"cannot connect to {host}:{port} ({reason})")
         try:
-            builder.download_and_prepare()
+            if manual_dir is None:
+                builder.download_and_prepare()
+            else:
+                builder.download_and_prepare(
+                    download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
+                )
         except Exception as err:
             raise _download_error(name, builder, f"{type(err).__name__}: {err}") from err
     if not builder.is_prepared():

@@ -97,7 +97,8 @@ def evaluate_export(
     run_dir = find_run(export_dir, metadata, run_dir)
     model, config = load_run(run_dir)
     model = inference_model(model)
-    splits = load_run_splits(model, config, dataset, data_dir, False, batch_size)
+    # The export resizes (and, for a run trained with eval_crop, crops) the images itself.
+    splits = load_run_splits(model, config, dataset, data_dir, False, batch_size, uncropped=True)
     if split is None:
         split = "test" if splits.test is not None else "validation"
     data = getattr(splits, split)

@@ -43,7 +43,7 @@ import keras
 import tensorflow as tf
 
 from keras_ninception.checks import check_bool, check_choice, check_int, check_tensorflow_backend
-from keras_ninception.data.pipeline import resize_image, scale_images
+from keras_ninception.data.pipeline import resize_for_evaluation, scale_images
 from keras_ninception.models import to_inference_model
 from keras_ninception.models.common import with_keras_batch_normalization
 from keras_ninception.training.precision import to_float32
@@ -99,20 +99,33 @@ def input_geometry(model):
     return (int(height), int(width)), int(channels)
 
 
-def preprocess(images, image_size, data_format=None):
-    """The training pipeline's preprocessing of a `uint8` batch, as TF ops.
+def preprocess(images, image_size, data_format=None, eval_crop=None):
+    """The training pipeline's preprocessing of a `uint8` batch for evaluation, as TF ops.
 
     Args:
         images: `uint8` `(batch, h, w, c)`, any size.
         image_size: `(height, width)` of the model.
         data_format: default `keras.config.image_data_format()`.
+        eval_crop: None (default), or the run's central fraction: resize to
+            `image_size / eval_crop` and crop the central `image_size`
+            (`pipeline.resize_and_central_crop`).
 
     Returns:
         `float32` `(batch, height, width, c)` (or `(batch, c, height, width)`), values
         `resize(x) / 127.5 - 1` with the resize rounded back to `uint8`, as in training.
     """
     data_format = data_format or keras.config.image_data_format()
-    return scale_images(resize_image(images, image_size), data_format)
+    return scale_images(resize_for_evaluation(images, image_size, eval_crop), data_format)
+
+
+def preprocessing_description(eval_crop=None):
+    """`PREPROCESSING`, with the central crop when `eval_crop` is given."""
+    if eval_crop is None:
+        return PREPROCESSING
+    return (
+        f"resize (bilinear) to round(image_size / {eval_crop}), central crop of image_size, round "
+        "and clip to uint8, then x / 127.5 - 1"
+    )
 
 
 def inference_model(model):
@@ -217,7 +230,7 @@ def run_name(run_dir):
     return os.path.basename(os.path.normpath(os.fspath(run_dir)))
 
 
-def _metadata(fmt, model, class_names, image_size, channels, source):
+def _metadata(fmt, model, class_names, image_size, channels, source, eval_crop=None):
     from keras_ninception import __version__
 
     return {
@@ -228,14 +241,15 @@ def _metadata(fmt, model, class_names, image_size, channels, source):
         "data_format": keras.config.image_data_format(),
         "input": INPUTS[fmt],
         "outputs": OUTPUTS[fmt],
-        "preprocessing": PREPROCESSING,
+        "preprocessing": preprocessing_description(eval_crop),
+        "eval_crop": eval_crop,
         "model_name": model.name,
         "source": source,
         "versions": {"keras": keras.__version__, "tensorflow": tf.__version__, "keras_ninception": __version__},
     }
 
 
-def export_keras(model, path, class_names, *, overwrite=False, source=None):
+def export_keras(model, path, class_names, *, overwrite=False, source=None, eval_crop=None):
     """Exports `model` as a folder with `model.keras` and `metadata.json`.
 
     The `.keras` file reloads with `keras.saving.load_model` in safe mode, no
@@ -251,6 +265,8 @@ def export_keras(model, path, class_names, *, overwrite=False, source=None):
         overwrite: replace an export already at `path`.
         source: recorded in `metadata.json` (`export_run`: the run folder's name; the file
             is meant to travel with the model, so no absolute path).
+        eval_crop: the run's `eval_crop` (None: the whole image resized), recorded in
+            `metadata.json`; the SavedModel applies it inside, `predict` before the others.
 
     Returns:
         `path`.
@@ -264,7 +280,7 @@ def export_keras(model, path, class_names, *, overwrite=False, source=None):
     return write_export_atomic(
         path,
         lambda tmp: with_keras_batch_normalization(model).save(os.path.join(tmp, KERAS_FILE)),
-        _metadata("keras", model, class_names, image_size, channels, source),
+        _metadata("keras", model, class_names, image_size, channels, source, eval_crop),
         overwrite,
     )
 
@@ -283,7 +299,7 @@ def _archive(model, serve, input_spec, class_names=None):
     return archive
 
 
-def export_saved_model(model, path, class_names, *, overwrite=False, source=None):
+def export_saved_model(model, path, class_names, *, overwrite=False, source=None, eval_crop=None):
     """Exports `model` as a TF SavedModel that takes raw `uint8` images of any size.
 
     Signatures `serve(images)` and `class_names()` (see the module docstring): the
@@ -307,7 +323,7 @@ def export_saved_model(model, path, class_names, *, overwrite=False, source=None
     num_classes = len(class_names)
 
     def probabilities_of(images):
-        return tf.cast(model(preprocess(images, image_size), training=False), tf.float32)
+        return tf.cast(model(preprocess(images, image_size, eval_crop=eval_crop), training=False), tf.float32)
 
     def serve(images):
         # An empty batch skips the model (its convolutions and batch normalization refuse
@@ -328,12 +344,12 @@ def export_saved_model(model, path, class_names, *, overwrite=False, source=None
     return write_export_atomic(
         path,
         lambda tmp: _archive(model, serve, spec, class_names).write_out(tmp, verbose=False),
-        _metadata("saved_model", model, class_names, image_size, channels, source),
+        _metadata("saved_model", model, class_names, image_size, channels, source, eval_crop),
         overwrite,
     )
 
 
-def export_litert(model, path, class_names, *, overwrite=False, source=None):
+def export_litert(model, path, class_names, *, overwrite=False, source=None, eval_crop=None):
     """Exports `model` as a LiteRT (TFLite) flatbuffer, `model.tflite`, for CPU and mobile.
 
     Converted with `tf.lite.TFLiteConverter.from_saved_model` from an `ExportArchive`
@@ -381,7 +397,7 @@ def export_litert(model, path, class_names, *, overwrite=False, source=None):
             f.write(flatbuffer)
 
     return write_export_atomic(
-        path, write, _metadata("litert", model, class_names, image_size, channels, source), overwrite
+        path, write, _metadata("litert", model, class_names, image_size, channels, source, eval_crop), overwrite
     )
 
 
@@ -402,7 +418,9 @@ def _runtime_exporter(format):
     return EXPORTERS[format]
 
 
-def _export_int8(format, model, run_model, config, output, class_names, overwrite, source, calibration_images):
+def _export_int8(
+    format, model, run_model, config, output, class_names, overwrite, source, calibration_images, eval_crop=None
+):
     """The int8 export of `format` (`INT8_FORMATS`), calibrated on the run's train split."""
     from keras_ninception.deploy.quantize import export_litert_int8, representative_images
 
@@ -413,9 +431,12 @@ def _export_int8(format, model, run_model, config, output, class_names, overwrit
         require("nncf", "openvino", "OpenVINO int8 export")
     images = representative_images(run_model, config, calibration_images)
     if format == "litert":
-        return export_litert_int8(model, output, class_names, images, overwrite=overwrite, source=source)
+        return export_litert_int8(
+            model, output, class_names, images, overwrite=overwrite, source=source, eval_crop=eval_crop
+        )
     return _runtime_exporter(format)(
-        model, output, class_names, overwrite=overwrite, source=source, calibration_images=images
+        model, output, class_names, overwrite=overwrite, source=source, eval_crop=eval_crop,
+        calibration_images=images,
     )
 
 
@@ -470,8 +491,12 @@ def export_run(run_dir, format, output=None, *, overwrite=False, int8=False, cal
     if not isinstance(class_names, list):
         raise ValueError(f"{os.path.join(run_dir, 'config.json')!r} has no list of 'class_names'.")
     source = run_name(run_dir)
+    eval_crop = config["train_config"].get("eval_crop")
     if int8:
         return _export_int8(
-            format, inference_model(model), model, config, output, class_names, overwrite, source, calibration_images
+            format, inference_model(model), model, config, output, class_names, overwrite, source, calibration_images,
+            eval_crop,
         )
-    return _runtime_exporter(format)(inference_model(model), output, class_names, overwrite=overwrite, source=source)
+    return _runtime_exporter(format)(
+        inference_model(model), output, class_names, overwrite=overwrite, source=source, eval_crop=eval_crop
+    )

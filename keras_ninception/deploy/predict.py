@@ -26,7 +26,9 @@ model (the decoder's luminance; a CMYK JPEG through RGB and `tf.image.rgb_to_gra
 and an alpha channel is dropped. Then the training preprocessing (bilinear
 resize to the model's size, round to `uint8`, `x / 127.5 - 1`) runs, in Python for Keras
 models and inside the SavedModel, and the LiteRT, ONNX and OpenVINO models (whose caller,
-here, resizes).
+here, resizes). A run trained with `--eval-crop F` (`eval_crop` in `config.json` or the
+export's `metadata.json`) is resized to `image_size / F` and centrally cropped to
+`image_size`, as its validation was.
 
 Every file is read and decoded before anything is predicted: a missing, empty, damaged or
 non-image file, or a directory, gives one error that names every bad file. A file is
@@ -43,7 +45,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_ninception.checks import check_choice, check_int
-from keras_ninception.data.pipeline import resize_image
+from keras_ninception.data.pipeline import resize_for_evaluation
 from keras_ninception.data.files import IMAGE_FILE_EXTENSIONS, read_image_file
 from keras_ninception.models import build_googlenet
 from keras_ninception.models.imagenet import imagenet_class_names
@@ -94,6 +96,18 @@ def default_class_names(num_classes):
     if num_classes == 1001:
         return ["background", *imagenet_class_names()]
     return [str(i) for i in range(num_classes)]
+
+
+def _eval_crop_beside(model_file):
+    """The `eval_crop` of `metadata.json` or a run's `config.json` in the file's folder."""
+    folder = os.path.dirname(os.path.abspath(model_file))
+    metadata = _read_json_if_exists(os.path.join(folder, METADATA_FILE))
+    if isinstance(metadata, dict):
+        return metadata.get("eval_crop")
+    config = _read_json_if_exists(os.path.join(folder, "config.json"))
+    if isinstance(config, dict) and isinstance(config.get("train_config"), dict):
+        return config["train_config"].get("eval_crop")
+    return None
 
 
 def _load_keras(path):
@@ -148,11 +162,11 @@ class Predictor:
         return np.asarray(self._probabilities(tf.convert_to_tensor(images, tf.uint8)))
 
 
-def _keras_predictor(kind, path, model, class_names):
+def _keras_predictor(kind, path, model, class_names, eval_crop=None):
     image_size, channels = input_geometry(model)
 
     def probabilities(images):
-        return model(preprocess(images, image_size), training=False).numpy()
+        return model(preprocess(images, image_size, eval_crop=eval_crop), training=False).numpy()
 
     return Predictor(kind, path, class_names, channels, image_size, probabilities)
 
@@ -191,9 +205,10 @@ def _litert_predictor(path):
     _, height, width, channels = (int(d) for d in detail["shape"])
     num_classes = int(runner.get_output_details()["probabilities"]["shape"][-1])
     image_size = (height, width)
+    eval_crop = _eval_crop_beside(path)
 
     def probabilities(images):
-        return runner(images=resize_image(images, image_size).numpy())["probabilities"]
+        return runner(images=resize_for_evaluation(images, image_size, eval_crop).numpy())["probabilities"]
 
     return Predictor(
         "litert", path, _class_names_beside(path, num_classes), channels, image_size, probabilities
@@ -213,9 +228,11 @@ def _onnx_predictor(path):
     _, height, width, channels = model_input.shape
     image_size = (int(height), int(width))
     num_classes = int(session.get_outputs()[0].shape[-1])
+    eval_crop = _eval_crop_beside(path)
 
     def probabilities(images):
-        return session.run(None, {model_input.name: resize_image(images, image_size).numpy()})[0]
+        pixels = resize_for_evaluation(images, image_size, eval_crop).numpy()
+        return session.run(None, {model_input.name: pixels})[0]
 
     return Predictor("onnx", path, _class_names_beside(path, num_classes), int(channels), image_size, probabilities)
 
@@ -242,9 +259,10 @@ def _openvino_predictor(path, precision="float32"):
     image_size = (int(height), int(width))
     num_classes = int(compiled.outputs[0].get_partial_shape()[-1].get_length())
     request = compiled.create_infer_request()
+    eval_crop = _eval_crop_beside(path)
 
     def probabilities(images):
-        return request.infer({0: resize_image(images, image_size).numpy()})[0].copy()
+        return request.infer({0: resize_for_evaluation(images, image_size, eval_crop).numpy()})[0].copy()
 
     return Predictor("openvino", path, _class_names_beside(path, num_classes), int(channels), image_size, probabilities)
 
@@ -285,7 +303,7 @@ def load_predictor(path, precision="float32"):
             model, config = load_run(path)
             model = inference_model(model)
             names = config.get("class_names") or default_class_names(model.outputs[0].shape[-1])
-            return _keras_predictor("run", path, model, names)
+            return _keras_predictor("run", path, model, names, config["train_config"].get("eval_crop"))
         if os.path.isfile(os.path.join(path, SAVED_MODEL_FILE)):
             return _saved_model_predictor(path)
         for name in (KERAS_FILE, LITERT_FILE, ONNX_FILE, OPENVINO_FILE):
@@ -297,7 +315,9 @@ def load_predictor(path, precision="float32"):
         )
     if path.endswith(".keras"):
         model = inference_model(_load_keras(path))
-        return _keras_predictor("keras", path, model, _class_names_beside(path, model.outputs[0].shape[-1]))
+        return _keras_predictor(
+            "keras", path, model, _class_names_beside(path, model.outputs[0].shape[-1]), _eval_crop_beside(path)
+        )
     if path.endswith(".tflite"):
         return _litert_predictor(path)
     if path.endswith(".onnx"):

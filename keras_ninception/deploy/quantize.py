@@ -141,7 +141,7 @@ def litert_int8_flatbuffer(model, image_size, channels, images):
             ) from None
 
 
-def export_litert_int8(model, path, class_names, calibration_images, *, overwrite=False, source=None):
+def export_litert_int8(model, path, class_names, calibration_images, *, overwrite=False, source=None, eval_crop=None):
     """Exports `model` as a full-integer LiteRT file, `model.tflite`, calibrated on `calibration_images`.
 
     The contract of `deploy.export.export_litert` (signature `serve(images)`, `uint8`
@@ -151,7 +151,7 @@ def export_litert_int8(model, path, class_names, calibration_images, *, overwrit
     probabilities are dequantized at the end.
 
     Args:
-        model, path, class_names, overwrite, source: as for `export_litert`.
+        model, path, class_names, overwrite, source, eval_crop: as for `export_litert`.
         calibration_images: `uint8` `(n, H, W, C)`, the representative set
             (`representative_images`).
 
@@ -168,7 +168,7 @@ def export_litert_int8(model, path, class_names, calibration_images, *, overwrit
 
     path, class_names, image_size, channels = _check_export_arguments(model, path, class_names, overwrite)
     check_calibration_images(calibration_images, image_size, channels)
-    metadata = _metadata("litert", model, class_names, image_size, channels, source)
+    metadata = _metadata("litert", model, class_names, image_size, channels, source, eval_crop)
     metadata["outputs"] += "; int8 weights and activations (full-integer post-training quantization), see 'quantization'"
     metadata["quantization"] = {
         "method": "tf.lite.TFLiteConverter full-integer post-training quantization "

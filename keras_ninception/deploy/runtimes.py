@@ -10,7 +10,9 @@ on CPUs with AVX512-BF16 or AMX unless told `INFERENCE_PRECISION_HINT=f32`.
 
 Like the LiteRT export, the model takes `uint8` `(batch, H, W, C)` images at the model's
 size, input `images`, and scales them inside (`x / 127.5 - 1`, laid out for the model's
-data format); the caller resizes first (bilinear, rounded to `uint8`, as `predict` does).
+data format); the caller resizes first (bilinear, rounded to `uint8`, as `predict` does; for a
+run trained with `eval_crop`, recorded in `metadata.json`, to `image_size / eval_crop` and then
+the central `image_size`).
 The output is `float32` `(batch, num_classes)` probabilities. The batch is dynamic.
 
 Files: `model.onnx`; or `model.xml` + `model.bin`. `metadata.json` as for every export.
@@ -65,7 +67,7 @@ def uint8_image_model(model, image_size, channels):
 INT8_NOTE = "int8 weights and activations (NNCF post-training quantization), see 'quantization'"
 
 
-def export_onnx(model, path, class_names, *, overwrite=False, source=None):
+def export_onnx(model, path, class_names, *, overwrite=False, source=None, eval_crop=None):
     """Exports `model` as ONNX, `model.onnx`, for ONNX Runtime (the `[onnx]` extra).
 
     Written by `keras.Model.export(format="onnx")` (tf2onnx, its default opset) from the
@@ -86,11 +88,13 @@ def export_onnx(model, path, class_names, *, overwrite=False, source=None):
         wrapper.export(os.path.join(tmp, ONNX_FILE), format="onnx", input_signature=[spec], verbose=False)
 
     return write_export_atomic(
-        path, write, _metadata("onnx", model, class_names, image_size, channels, source), overwrite
+        path, write, _metadata("onnx", model, class_names, image_size, channels, source, eval_crop), overwrite
     )
 
 
-def export_openvino(model, path, class_names, *, overwrite=False, source=None, calibration_images=None):
+def export_openvino(
+    model, path, class_names, *, overwrite=False, source=None, eval_crop=None, calibration_images=None
+):
     """Exports `model` as OpenVINO IR, `model.xml` + `model.bin` (the `[openvino]` extra).
 
     Written by `keras.Model.export(format="openvino")` from the float32 copy of `model`
@@ -98,7 +102,8 @@ def export_openvino(model, path, class_names, *, overwrite=False, source=None, c
     (`compress_to_fp16=False`), the runtime picks its compute precision.
 
     Args:
-        model, path, class_names, overwrite, source: as for `deploy.export.export_keras`.
+        model, path, class_names, overwrite, source, eval_crop: as for
+            `deploy.export.export_keras`.
         calibration_images: None for a float model; else `uint8` `(n, H, W, C)` images
             (the representative set, at the model's size) for `quantize.quantize_openvino`:
             the exported model is then int8 (NNCF post-training quantization).
@@ -113,7 +118,7 @@ def export_openvino(model, path, class_names, *, overwrite=False, source=None, c
     """
     path, class_names, image_size, channels = _check_export_arguments(model, path, class_names, overwrite)
     ov = require("openvino", "openvino", "OpenVINO export")
-    metadata = _metadata("openvino", model, class_names, image_size, channels, source)
+    metadata = _metadata("openvino", model, class_names, image_size, channels, source, eval_crop)
     if calibration_images is not None:
         from keras_ninception.deploy.quantize import check_calibration_images, quantize_openvino
 

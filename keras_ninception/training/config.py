@@ -25,7 +25,7 @@ PRETRAINED_IMAGE_SIZE = 224
 DEFAULT_IMAGE_SIZES = {"digits": 24}
 # TrainConfig fields that say how and where a run is executed, not what it trains: they are
 # not compared when the same command resumes a run, and `resume` takes them from the call.
-EXECUTION_FIELDS = ("run_dir", "strategy", "check_images")
+EXECUTION_FIELDS = ("run_dir", "strategy", "check_images", "cache")
 # TrainConfig fields that say what is logged, not how the model is trained.
 MONITORING_FIELDS = ("image_summary_freq", "num_summary_images", "histogram_freq", "profile_batch")
 
@@ -66,7 +66,18 @@ class TrainConfig:
         validation_fraction: share of train carved out for validation when the source
             has no validation split. Default 0.1.
         augment: None (the loader's default for the source), `"none"`, `"crop"`,
-            `"crop_flip"`.
+            `"crop_flip"`, `"inception"` (GoogLeNet's random-resized crop of the original
+            image and a flip; see `data.pipeline.build_inception_augmenter`).
+        color_distortion: bool, with `augment="inception"`: also TF-slim's random
+            brightness, saturation, hue and contrast. Default False.
+        eval_crop: None (default: validation and test images resized whole) or the central
+            fraction of each side kept, in (0, 1]: resize to `image_size / eval_crop`, then
+            crop the central `image_size` (0.875 is TF-slim's). Also applied by `evaluate`,
+            the export and `predict` (recorded in `config.json` and the export metadata).
+        cache: `"auto"` (default), `"memory"`, `"none"` or a file path prefix: where the
+            decoded images are kept between epochs (see `data.cache`; `"auto"` caches a
+            split in memory when its decoded size fits a quarter of the available memory).
+            How a run is executed, not what it trains.
         seed: int, seeds Keras, TF and NumPy, and the shuffling. Default 0.
         data_dir: TFDS data directory, or None for TFDS' default.
         download: bool, let TFDS download a named dataset. Default False.
@@ -129,6 +140,9 @@ class TrainConfig:
     batch_norm: bool = True
     validation_fraction: float = 0.1
     augment: str | None = None
+    color_distortion: bool = False
+    eval_crop: float | None = None
+    cache: str = "auto"
     seed: int = 0
     data_dir: str | None = None
     download: bool = False
@@ -196,7 +210,20 @@ class TrainConfig:
             check_int("image_size", self.image_size)
         check_int("seed", self.seed, minimum=0, maximum=2**32 - 1)
         check_number("aux_loss_weight", self.aux_loss_weight)
-        for flag in ("aux_classifiers", "batch_norm", "download"):
+        if self.eval_crop is not None:
+            check_number("eval_crop", self.eval_crop, strict=True)
+            if self.eval_crop > 1:
+                raise ValueError(
+                    "`eval_crop` must be the central fraction of each side kept, in (0, 1], such "
+                    f"as 0.875. Received: eval_crop={self.eval_crop!r}"
+                )
+        if not isinstance(self.cache, (str, os.PathLike)) or not os.fspath(self.cache):
+            raise ValueError(
+                "`cache` must be 'auto', 'memory', 'none' or a file path prefix. "
+                f"Received: cache={self.cache!r}"
+            )
+        self.cache = os.fspath(self.cache)
+        for flag in ("aux_classifiers", "batch_norm", "download", "color_distortion"):
             check_bool(flag, getattr(self, flag))
         check_int("image_summary_freq", self.image_summary_freq, minimum=0)
         check_int("num_summary_images", self.num_summary_images, minimum=0, maximum=MAX_SUMMARY_IMAGES)

@@ -16,10 +16,12 @@
 The batch size of a run is the global batch: the `tf.data` pipeline batches at that size
 and `tf.distribute` splits each batch between the replicas (with 2 replicas and
 `--batch-size 64`, each computes its gradient on 32 images and the gradients are averaged,
-as one device would do on the 64). The datasets get
-`AutoShardPolicy.DATA`: every worker runs the whole input pipeline and keeps its share of
-each global batch. (`FILE` sharding, the `AUTO` default's first choice, needs one file per
-worker at least and does not apply to in-memory sources such as the embedded digits.)
+as one device would do on the 64). Datasets read
+from a prepared folder (`ninception prepare`: record shards) get `AutoShardPolicy.FILE`:
+each worker reads its own shard files. The others get `AutoShardPolicy.DATA`: every worker
+runs the whole input pipeline and keeps its share of each global batch (`FILE` sharding
+needs one file per worker at least and does not apply to in-memory sources such as the
+embedded digits, nor to an image folder, which TFDS reads as one list of examples).
 
 The chief (task `chief`, or `worker` 0 when the cluster has no `chief` job) is the only one
 that writes the run folder; see `train`.
@@ -171,6 +173,27 @@ def make_strategy(strategy_name):
     if strategy_name == "multiworker":
         return _MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def shard(dataset, by_file):
+    """`shard_by_file(dataset)` when `by_file` (splits read from record files), else
+    `shard_by_data(dataset)`."""
+    return shard_by_file(dataset) if by_file else shard_by_data(dataset)
+
+
+def shard_by_file(dataset):
+    """`dataset` with `AutoShardPolicy.FILE`: each worker reads its own share of the files.
+
+    For splits read from record files (a prepared folder): tf.data finds the list of files
+    the reader starts from and gives worker `i` of `n` the files `i, i + n, ...`, so no
+    worker reads or decodes another's images. A worker's number of examples then depends
+    on its files' sizes; `tf.distribute` ends the epoch for all workers together.
+    """
+    if dataset is None:
+        return None
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.FILE
+    return dataset.with_options(options)
 
 
 def shard_by_data(dataset):

@@ -51,15 +51,15 @@ def load_run(run_dir):
     return load_keras_file(model_path), config
 
 
-def check_compatible(model, splits, class_names=None):
+def check_compatible(model, splits, class_names=None, check_shape=True):
     """Raises ValueError when a dataset's images or classes do not fit a model.
 
     `class_names`: the names the model was trained with (from `config.json`); when given,
     the dataset must have the same names in the same order, or the reported accuracy would
-    compare unrelated labels.
+    compare unrelated labels. `check_shape=False` skips the image shape.
     """
     expected = tuple(model.input_shape[1:])
-    if tuple(splits.input_shape) != expected:
+    if check_shape and tuple(splits.input_shape) != expected:
         raise ValueError(
             f"The dataset's images have shape {tuple(splits.input_shape)} but the model takes "
             f"{expected} (height, width, channels in the data format). Received: "
@@ -79,7 +79,9 @@ def check_compatible(model, splits, class_names=None):
         )
 
 
-def load_run_splits(model, config, dataset=None, data_dir=None, download=False, batch_size=None, splits=None):
+def load_run_splits(
+    model, config, dataset=None, data_dir=None, download=False, batch_size=None, splits=None, uncropped=False
+):
     """The dataset of a run (or `dataset`), read as the run was trained, checked against `model`.
 
     Images get the run's image size, channels and preprocessing, labels are keyed by the
@@ -88,6 +90,9 @@ def load_run_splits(model, config, dataset=None, data_dir=None, download=False, 
     folders map to them by name, so a folder may hold only some of the classes.
     `splits`: `None` for every split, or the ones to read (`("test",)`): an image folder
     then needs only those folders (`load_dataset`'s `splits`).
+    `uncropped`: for a run trained with `eval_crop`, images at the size it resizes to before
+    the central crop (`pipeline.central_crop_size`), not cropped: for an export, which crops
+    them itself (`deploy.evaluate`); the image shape is then not checked against `model`.
 
     Raises:
         ValueError: a bad batch size, or a dataset whose image shape, class count or class
@@ -97,9 +102,14 @@ def load_run_splits(model, config, dataset=None, data_dir=None, download=False, 
         check_int("batch_size", batch_size)
     train_config = config["train_config"]
     output_names = list(model.output_names)
+    image_size, eval_crop = train_config["image_size"], train_config.get("eval_crop")
+    if uncropped and eval_crop is not None:
+        from keras_ninception.data.pipeline import central_crop_size
+
+        image_size, eval_crop = central_crop_size((image_size, image_size), eval_crop), None
     splits = load_dataset(
         dataset or train_config["dataset"],
-        image_size=train_config["image_size"],
+        image_size=image_size,
         channels=config["input_shape"][-1 if keras.config.image_data_format() == "channels_last" else 0],
         batch_size=batch_size if batch_size is not None else train_config["batch_size"],
         output_names=output_names if len(output_names) > 1 else None,
@@ -112,8 +122,10 @@ def load_run_splits(model, config, dataset=None, data_dir=None, download=False, 
         check_images=train_config.get("check_images", "header"),
         splits=splits,
         class_names=config.get("class_names"),
+        eval_crop=eval_crop,
+        cache="none",  # each split is read once
     )
-    check_compatible(model, splits, config.get("class_names"))
+    check_compatible(model, splits, config.get("class_names"), check_shape=image_size == train_config["image_size"])
     return splits
 
 

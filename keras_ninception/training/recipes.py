@@ -42,7 +42,7 @@ class Recipe:
         weight_decay: float or None. Decoupled weight decay (`keras.optimizers`), applied
             to convolution and dense kernels only: batch-normalization parameters and biases
             are excluded.
-        augment: None (the source's default), `"none"`, `"crop"` or `"crop_flip"`.
+        augment: None (the source's default), `"none"`, `"crop"`, `"crop_flip"` or `"inception"`.
         label_smoothing: float in [0, 1), for every head's cross-entropy.
         dropout_rate: None (the builder's table: NIN 0.5, GoogLeNet 0.4 main / 0.7 aux) or
             a float for NIN's dropout layers and GoogLeNet's main-head dropout.

@@ -93,6 +93,19 @@ def load_splits(config):
         seed=config.seed,
         on_bad_image=config.on_bad_image,
         check_images=config.check_images,
+        cache=config.cache,
+        eval_crop=config.eval_crop,
+        color_distortion=config.color_distortion,
+    )
+
+
+def preprocessing_description(eval_crop):
+    """How evaluation images are preprocessed, in words, for `config.json`."""
+    if eval_crop is None:
+        return "resize (bilinear) to image_size, then x / 127.5 - 1"
+    return (
+        f"resize (bilinear) to round(image_size / {eval_crop}), central crop of image_size, "
+        "then x / 127.5 - 1"
     )
 
 
@@ -264,9 +277,9 @@ def train(config=None, *, resume=False, overwrite=False, verbose="auto", callbac
     splits = load_splits(config)
     splits = dataclasses.replace(
         splits,
-        train=distribute.shard_by_data(splits.train),
-        validation=distribute.shard_by_data(splits.validation),
-        test=distribute.shard_by_data(splits.test),
+        train=distribute.shard(splits.train, splits.file_sharded),
+        validation=distribute.shard(splits.validation, splits.file_sharded),
+        test=distribute.shard(splits.test, splits.file_sharded),
     )
     steps_per_epoch = math.ceil(splits.num_examples["train"] / config.batch_size)
     monitoring.check_profile_batch(config.profile_batch, steps_per_epoch * config.epochs)
@@ -319,7 +332,8 @@ def _fit_and_save(model, splits, config, run_dir, saved, overwrite, restore_dir,
             "input_shape": list(splits.input_shape),
             "output_names": list(model.output_names),
             "num_examples": splits.num_examples,
-            "preprocessing": "resize (bilinear) to image_size, then x / 127.5 - 1",
+            "preprocessing": preprocessing_description(config.eval_crop),
+            "eval_crop": config.eval_crop,
             "versions": {"keras": keras.__version__, "keras_ninception": _version()},
         },
     )

@@ -687,7 +687,7 @@ def tune(config=None, *, resume=False, overwrite=False, verbose="auto"):
     saved = None if worker else _check_run_dir(run_dir, resume, overwrite)
 
     keras.utils.set_random_seed(config.seed)
-    splits = load_splits(config)
+    splits = load_splits(config.train_config())  # the data fields, with the train defaults (cache "auto")
     hypermodel = make_hypermodel(config, splits.input_shape, splits.num_classes)
     overrides, space = resolve_search_space(hypermodel, config.search_space)
     definition = _definition(config, space)

@@ -27,6 +27,10 @@ def run_main(args):
         (["train", "--fine-tune", "head"], "needs `weights`"),
         (["train", "--weights", "no/such/run"], "Received: weights='no/such/run'"),
         (["train", "--weights", "imagenet", "--model", "nin"], "ImageNet weights are GoogLeNet's"),
+        (["train", "--eval-crop", "1.5"], "Received: eval_crop=1.5"),
+        (["train", "--augment", "crop", "--color-distortion"], "Received: augment='crop', color_distortion=True"),
+        (["prepare", "/nonexistent/folder", "--out", "prepared"], "Received: folder='/nonexistent/folder'"),
+        (["prepare", "/nonexistent/folder", "--out", "prepared", "--check-images", "all"], "invalid choice"),
     ],
 )
 def test_bad_input_gets_a_clear_error(tmp_path, monkeypatch, capsys, args, message):

@@ -12,7 +12,7 @@ import pytest
 from keras_ninception.cli.main import build_parser, quiet_tensorflow_logs
 from keras_ninception.training.config import TrainConfig
 
-COMMANDS = ("train", "evaluate", "prune", "profile", "tune", "export", "predict")
+COMMANDS = ("train", "prepare", "evaluate", "prune", "profile", "tune", "export", "predict")
 # A line of TensorFlow's C++ log (absl): severity, date, time, thread, file:line.
 TF_LOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [\w.]+:\d+\]", re.MULTILINE)
 
@@ -68,7 +68,7 @@ def test_train_help_shows_every_default_of_train_config():
         ("--aux-loss-weight", defaults.aux_loss_weight), ("--validation-fraction", defaults.validation_fraction),
         ("--on-bad-image", defaults.on_bad_image), ("--strategy", defaults.strategy),
         ("--image-summary-freq", defaults.image_summary_freq), ("--num-summary-images", defaults.num_summary_images),
-        ("--histogram-freq", defaults.histogram_freq),
+        ("--histogram-freq", defaults.histogram_freq), ("--cache", defaults.cache),
     ):
         assert f"(default: {value}" in helps[flag], (flag, helps[flag])
     assert helps["--epochs"].endswith("(default: the recipe's; fast: 6)")

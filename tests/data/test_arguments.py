@@ -31,6 +31,14 @@ BAD_ARGUMENTS = [
     ("seed", None),
     ("download", "yes"),
     ("cache", 1),
+    ("cache", ""),
+    ("cache_budget", -1),
+    ("cache_budget", 1.5),
+    ("eval_crop", 0),
+    ("eval_crop", 1.5),
+    ("eval_crop", True),
+    ("eval_crop", "0.875"),
+    ("color_distortion", "yes"),
 ]
 
 
@@ -65,3 +73,8 @@ def test_digits_fraction_too_small_for_stratified_split(fraction):
     with pytest.raises(ValueError, match="one per class") as info:
         load_dataset("digits", validation_fraction=fraction)
     assert str(info.value).endswith(f"Received: validation_fraction={fraction!r}")
+
+
+def test_color_distortion_needs_inception_augmentation():
+    with pytest.raises(ValueError, match=r"Received: augment='crop_flip', color_distortion=True$"):
+        load_dataset("digits", augment="crop_flip", color_distortion=True)

@@ -9,7 +9,7 @@ from keras_ninception.data import pipeline
 
 
 def test_augment_modes():
-    assert AUGMENT_MODES == ("none", "crop", "crop_flip")
+    assert AUGMENT_MODES == ("none", "crop", "crop_flip", "inception")
 
 
 def test_resize_image_bilinear_to_uint8():
@@ -121,7 +121,7 @@ def test_build_pipeline_order_and_finite_epochs():
         augmenter=None,
         output_names=None,
         data_format="channels_last",
-        cache=True,
+        cache="memory",
         seed=0,
     )
     batches = list(built)
@@ -130,3 +130,94 @@ def test_build_pipeline_order_and_finite_epochs():
     np.testing.assert_array_equal(y, [0, 1, 2, 3])
     np.testing.assert_allclose(x[:, 0, 0, 0], np.array([0, 25, 50, 75]) / 127.5 - 1.0)
     assert len(list(built)) == 3
+
+
+def test_central_crop_by_hand():
+    """8x8 image, value 10 * row + column; image_size 4 with eval_crop 0.5 resizes to
+    round(4 / 0.5) = 8 (the same size: no resampling) and keeps rows and columns 2..5."""
+    image = (10 * np.arange(8)[:, None] + np.arange(8)[None, :]).astype(np.uint8)[..., None]
+    cropped = pipeline.resize_and_central_crop(tf.constant(image), (4, 4), 0.5).numpy()
+    assert cropped.dtype == np.uint8
+    np.testing.assert_array_equal(cropped[..., 0], image[2:6, 2:6, 0])
+    # 2x4 at 0.5 -> resized 4x8 = image[::2] bilinear... take a 4-row, 8-column input: 4x8 kept,
+    # rows 1..2, columns 2..5.
+    np.testing.assert_array_equal(
+        pipeline.resize_and_central_crop(tf.constant(image[:4]), (2, 4), 0.5).numpy()[..., 0], image[1:3, 2:6, 0]
+    )
+    # Slim's 0.875 at 224: resize to 256 (224 / 0.875), crop offset (256 - 224) // 2 = 16.
+    assert pipeline.central_crop_size((224, 224), 0.875) == (256, 256)
+    # 7 px at 0.875: resized to 8, crop offset (8 - 7) // 2 = 0: rows and columns 0..6.
+    np.testing.assert_array_equal(
+        pipeline.resize_and_central_crop(tf.constant(image), (7, 7), 0.875).numpy()[..., 0], image[:7, :7, 0]
+    )
+
+
+def test_inception_crop_statistics():
+    """Over 400 draws on a 300x400 image: area 8..100% of the image, aspect ratio (width /
+    height) 3/4..4/3 (up to the rounding of the box to whole pixels), both ranges covered."""
+    shape = tf.constant([300, 400, 3], tf.int32)
+    areas, aspects = [], []
+    for i in range(400):
+        begin, size = pipeline.sample_crop_box(shape, tf.constant([i, 7], tf.int64))
+        begin, size = begin.numpy(), size.numpy()
+        assert size[2] == -1 and begin[2] == 0  # -1: every channel (tf.slice)
+        assert 0 <= begin[0] and begin[0] + size[0] <= 300 and 0 <= begin[1] and begin[1] + size[1] <= 400
+        areas.append(size[0] * size[1] / (300 * 400))
+        aspects.append(size[1] / size[0])
+    areas, aspects = np.array(areas), np.array(aspects)
+    assert areas.min() >= 0.08 - 0.005 and areas.max() <= 1.0
+    assert aspects.min() >= 3 / 4 - 0.02 and aspects.max() <= 4 / 3 + 0.02
+    # Spread: small and large patches, narrow and wide ones.
+    assert areas.min() < 0.15 and areas.max() > 0.8
+    assert aspects.min() < 0.8 and aspects.max() > 1.25
+
+
+def test_inception_augmenter_is_deterministic_and_reads_the_original():
+    """Same seed, same output; another seed, another; the output is image_size whatever the
+    input's size; a flat image stays flat (crop, resize and flip move no value)."""
+    augment = pipeline.build_augmenter("inception", 3, image_size=(16, 16))
+    image = tf.constant(np.random.default_rng(0).integers(0, 256, (60, 90, 3)), tf.uint8)
+    first = augment(image, tf.constant([1, 2], tf.int64)).numpy()
+    np.testing.assert_array_equal(first, augment(image, tf.constant([1, 2], tf.int64)).numpy())
+    assert not np.array_equal(first, augment(image, tf.constant([1, 3], tf.int64)).numpy())
+    assert first.shape == (16, 16, 3) and first.dtype == np.float32
+    assert 0.0 <= first.min() and first.max() <= 255.0
+    flat = tf.fill((45, 30, 3), tf.constant(200, tf.uint8))
+    np.testing.assert_allclose(augment(flat, tf.constant([5, 5], tf.int64)).numpy(), 200.0, atol=1e-3)
+
+
+def test_inception_augmenter_crops_the_original_at_its_resolution():
+    """A 200x200 image whose left half is 0 and right half 255: a crop of the original seen at
+    16 px has a sharp edge (a pre-shrunk 16 px image would blur it over 2+ pixels), and
+    the crops vary in where the edge falls."""
+    image = np.zeros((200, 200, 1), np.uint8)
+    image[:, 100:] = 255
+    augment = pipeline.build_augmenter("inception", 1, image_size=(16, 16))
+    edges = set()
+    for i in range(30):
+        row = augment(tf.constant(image), tf.constant([i, 0], tf.int64)).numpy()[8, :, 0]
+        between = np.sum((row > 5) & (row < 250))
+        assert between <= 1, row  # at most one blended pixel on the edge
+        if 0 < row.mean() < 255:
+            edges.add(int(np.argmax(np.abs(np.diff(row)))))
+    assert len(edges) > 4
+
+
+def test_color_distortion_changes_colors_deterministically():
+    augment = pipeline.build_augmenter("inception", 3, image_size=(8, 8), color_distortion=True)
+    plain = pipeline.build_augmenter("inception", 3, image_size=(8, 8))
+    image = tf.constant(np.random.default_rng(1).integers(0, 256, (20, 20, 3)), tf.uint8)
+    seed = tf.constant([4, 2], tf.int64)
+    np.testing.assert_array_equal(augment(image, seed).numpy(), augment(image, seed).numpy())
+    assert np.abs(augment(image, seed).numpy() - plain(image, seed).numpy()).max() > 5.0
+    gray = pipeline.build_augmenter("inception", 1, image_size=(8, 8), color_distortion=True)
+    assert gray(tf.fill((20, 20, 1), tf.constant(100, tf.uint8)), seed).shape == (8, 8, 1)
+
+
+def test_shuffle_buffer_size_bounded_by_bytes():
+    # 224 x 224 x 3 = 150,528 bytes an image: 256 MiB hold 1,783.
+    assert pipeline.shuffle_buffer_size(1_281_167, 224 * 224 * 3) == 1783
+    assert pipeline.shuffle_buffer_size(50_000, 32 * 32 * 3) == pipeline.MAX_SHUFFLE_BUFFER
+    assert pipeline.shuffle_buffer_size(500, 32 * 32 * 3) == 500
+    assert pipeline.shuffle_buffer_size(500, 10_000, max_shuffle_bytes=25_000) == 2
+    assert pipeline.shuffle_buffer_size(500, 10_000, max_shuffle_bytes=0) == 1

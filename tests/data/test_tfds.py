@@ -3,6 +3,7 @@
 import os
 import socket
 import time
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -191,3 +192,37 @@ def test_unknown_source(name):
     message = str(info.value)
     assert repr(name) in message
     assert "'digits'" in message and "image folder" in message and "TFDS" in message
+
+
+def test_imagenet2012_from_manual_dir(prepared_tfds_metadata, tmp_path):
+    """The ImageNet route: TFDS prepares `imagenet2012` from the archives in manual_dir
+    (mocked here), then it reads like any TFDS dataset: 1000 classes, its own validation
+    split, RGB (crop_flip by default; inception asked here), the eval crop."""
+    manual_dir = tmp_path / "manual"
+    manual_dir.mkdir()
+    data_dir = prepared_tfds_metadata("imagenet2012", {"train": 12, "validation": 6})
+    calls = []
+
+    def prepare(self, *, download_config=None, **kwargs):
+        calls.append((self.name, download_config.manual_dir))
+
+    # mock_data replaces download_and_prepare too: the spy goes inside it (and is undone first).
+    with tfds.testing.mock_data(num_examples=12, data_dir=data_dir), mock.patch.object(
+        tfds.core.DatasetBuilder, "download_and_prepare", prepare
+    ):
+        splits = load_dataset(
+            "imagenet2012", data_dir=data_dir, download=True, manual_dir=manual_dir,
+            image_size=32, augment="inception", eval_crop=0.875, batch_size=4,
+        )
+        images, labels = next(iter(splits.train))
+        val_images, _ = next(iter(splits.validation))
+    assert calls == [("imagenet2012", str(manual_dir))]
+    assert splits.num_classes == 1000 and splits.class_names[0] == "n01440764"
+    assert splits.num_examples == {"train": 12, "validation": 6, "test": 0}
+    assert images.shape == (4, 32, 32, 3) and val_images.shape == (4, 32, 32, 3)
+    assert 0 <= int(tf.reduce_min(labels)) and int(tf.reduce_max(labels)) < 1000
+
+
+def test_manual_dir_needs_download(tmp_path):
+    with pytest.raises(ValueError, match=r"download=True.*Received: manual_dir="):
+        load_dataset("imagenet2012", data_dir=str(tmp_path), manual_dir=str(tmp_path))

@@ -75,3 +75,15 @@ def test_datasets_are_sharded_by_data():
     dataset = distribute.shard_by_data(tf.data.Dataset.range(4).batch(2))
     assert dataset.options().experimental_distribute.auto_shard_policy == tf.data.experimental.AutoShardPolicy.DATA
     assert distribute.shard_by_data(None) is None
+
+
+def test_shard_picks_the_policy():
+    import tensorflow as tf
+
+    from keras_ninception.training import distribute
+
+    dataset = tf.data.Dataset.range(4)
+    policy = tf.data.experimental.AutoShardPolicy
+    assert distribute.shard(dataset, True).options().experimental_distribute.auto_shard_policy == policy.FILE
+    assert distribute.shard(dataset, False).options().experimental_distribute.auto_shard_policy == policy.DATA
+    assert distribute.shard(None, True) is None
