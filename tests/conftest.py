@@ -24,6 +24,9 @@ def _fresh_keras_state():
     # test; without `gc.collect()` (`free_memory=False`), which took 0.3-3 s per test here and
     # which Python's own collector does anyway.
     keras.backend.clear_session(free_memory=False)
+    # A test that sets Keras' global dtype policy (mixed precision) must not leak it into the
+    # next test's arithmetic.
+    keras.config.set_dtype_policy("float32")
 
 
 @contextlib.contextmanager

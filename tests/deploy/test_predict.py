@@ -201,10 +201,13 @@ def test_read_images_names_every_bad_file(digit_files, tmp_path):
 @pytest.mark.slow
 def test_bad_files_are_all_named_before_anything_is_predicted(digits_run, digit_files, tmp_path, capsys):
     paths, _ = bad_image_files(digit_files, tmp_path)
+    # On the command line a folder is a folder of images (its files are predicted), so the
+    # directory named like an image is left out here; read_images still names it (above).
+    paths = [path for path in paths if not path.endswith("folder.png")]
     assert main(["predict", digits_run, *paths]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err.startswith("ninception predict: error: Cannot read 5 of 6 image files (nothing was predicted)")
+    assert captured.err.startswith("ninception predict: error: Cannot read 4 of 5 image files (nothing was predicted)")
 
 
 @pytest.mark.slow

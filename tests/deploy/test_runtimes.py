@@ -115,7 +115,9 @@ def test_int8_export_is_calibrated_on_the_run_and_keeps_its_accuracy(fmt, digits
     assert quantization["calibration_images"] == 64 and "train split" in quantization["calibration_source"]
     if fmt == "litert":  # full integer: every convolution runs on int8 tensors
         assert _int8_litert_ops(path)["CONV_2D"] == {"int8", "int32"}  # int8 input and weights, int32 bias
-    result = evaluate_export(path, latency_repeats=0)
+    # Exported outside the run folder: metadata.json names the run portably (its folder
+    # name), so the run is given, as `ninception evaluate EXPORT --run RUN` does.
+    result = evaluate_export(path, run_dir=digits_run, latency_repeats=0)
     keras_result = evaluate_run(digits_run, verbose=0, latency_repeats=0)
     assert list(result["heads"]) == ["main"] and result["num_examples"] == keras_result["num_examples"] == 360
     int8, float32 = result["heads"]["main"]["accuracy"], keras_result["heads"]["main"]["accuracy"]
@@ -131,8 +133,8 @@ def test_evaluate_cli_on_an_export_equals_the_run_and_predict_reads_it(digits_ru
     needs("onnx")
     path = str(tmp_path / "onnx")
     assert main(["export", digits_run, "--format", "onnx", "--output", path]) == 0
-    assert f"Exported onnx to {path}" in capsys.readouterr().out
-    assert main(["evaluate", path, "--json", "--latency-repeats", "1", "--output-dir", str(tmp_path / "reports")]) == 0
+    assert f"Exported onnx to {path}" in capsys.readouterr().err
+    assert main(["evaluate", path, "--run", digits_run, "--json", "--latency-repeats", "1", "--output-dir", str(tmp_path / "reports")]) == 0
     result = json.loads(capsys.readouterr().out)
     keras_result = evaluate_run(digits_run, verbose=0, latency_repeats=0)
     assert result["run_dir"] == digits_run and result["export"]["runtime"] == "onnx"
