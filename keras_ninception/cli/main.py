@@ -652,7 +652,7 @@ def _add_export_parser(subparsers):
 
 
 def _export(args):
-    from keras_ninception.deploy.export import export_run
+    from keras_ninception.deploy.run_export import export_run
 
     path = export_run(
         args.run_dir, args.format, args.output, overwrite=args.overwrite, int8=args.int8,

@@ -11,8 +11,8 @@ from keras_ninception.deploy.export import (
     FORMATS,
     export_keras,
     export_litert,
-    export_run,
     export_saved_model,
 )
+from keras_ninception.deploy.run_export import export_run
 from keras_ninception.deploy.predict import load_predictor, predict_files, read_images
 from keras_ninception.deploy.runtimes import export_onnx, export_openvino

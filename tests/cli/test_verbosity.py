@@ -8,11 +8,11 @@ import pytest
 from keras_ninception import reporting
 from keras_ninception.cli.main import build_parser, main
 
-SUBCOMMANDS = ("train", "evaluate", "prune", "profile", "tune", "export", "predict")
+SUBCOMMANDS = ("train", "evaluate", "prune", "profile", "tune", "export", "predict", "prepare")
 # The arguments each subcommand needs to parse.
 REQUIRED = {
     "train": [], "evaluate": ["RUN"], "prune": ["RUN", "--head", "aux1"], "profile": ["nin"], "tune": [],
-    "export": ["RUN", "--format", "keras"], "predict": ["RUN", "image.jpg"],
+    "export": ["RUN", "--format", "keras"], "predict": ["RUN", "image.jpg"], "prepare": ["FOLDER", "--out", "DIR"],
 }
 
 

@@ -52,7 +52,7 @@ def test_runtime_exports_record_the_eval_crop_and_their_predictors_apply_it(fmt,
     # These take uint8 images at the model's size: the caller (predict) crops, from metadata.json.
     for module in modules:
         pytest.importorskip(module)
-    from keras_ninception.deploy.export import _runtime_exporter
+    from keras_ninception.deploy.run_export import _runtime_exporter
 
     model = tiny_model()
     expected = model(export.preprocess(tf.constant(IMAGE[None]), (4, 4), eval_crop=0.5)).numpy()

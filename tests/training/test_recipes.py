@@ -139,6 +139,7 @@ def test_label_smoothing_loss_by_hand():
     assert float(restored(labels, probabilities)) == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_compile_model_with_smoothing_ema_and_momentum():
     inputs = keras.Input((4,))
     outputs = keras.layers.Dense(3, activation="softmax", name="main")(inputs)

@@ -61,6 +61,7 @@ def _fit_one_epoch(model, seed=0):
     model.fit(x, {"main": y, "aux1": y, "aux2": y}, batch_size=8, epochs=1, verbose=0)
 
 
+@pytest.mark.slow
 def test_frozen_backbone_keeps_weights_and_bn_statistics_and_heads_train():
     model = tiny(3)
     frozen = freeze_backbone(model)
@@ -80,6 +81,7 @@ def test_frozen_backbone_keeps_weights_and_bn_statistics_and_heads_train():
     np.testing.assert_allclose(features(x, training=True), features(x, training=False), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_without_freezing_the_statistics_move():
     model = tiny(3)
     mean = model.get_layer("inception_4a_3x3_bn").moving_mean.numpy().copy()
