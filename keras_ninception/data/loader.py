@@ -50,6 +50,9 @@ class DatasetSplits:
             multi-worker run can shard them by file (`AutoShardPolicy.FILE`). Such
             splits have no declared cardinality: a worker's share is known only once
             the files are split between the workers.
+        available_splits: the splits the source has, requested or not (a validation split
+            carved from train counts), e.g. `("train", "validation")` for a folder with no
+            `test/`.
     """
 
     train: tf.data.Dataset
@@ -61,6 +64,32 @@ class DatasetSplits:
     source: str
     cache_plan: dict[str, str] = dataclasses.field(default_factory=dict)
     file_sharded: bool = False
+    available_splits: tuple[str, ...] = SPLITS
+
+    def get_split(self, split):
+        """The batches of `split` (`"train"`, `"validation"` or `"test"`).
+
+        Raises:
+            ValueError: the dataset has no such split, naming the splits it has, e.g.
+                `The dataset 'cats' has no 'test' split; it has ['train', 'validation']: pass
+                split='validation' (`--split validation`) or another dataset.`; or it has
+                it but `load_dataset` was asked for other `splits`.
+        """
+        data = getattr(self, split, None) if split in SPLITS else None
+        if data is None and split in self.available_splits:
+            raise ValueError(
+                f"The {split!r} split of the dataset {self.source!r} was not read: load it with "
+                f"`splits` including {split!r} (or splits=None). Received: split={split!r}"
+            )
+        if data is None:
+            present = list(self.available_splits)
+            other = next((name for name in ("validation", "test", "train") if name in present and name != split), None)
+            hint = f"pass split={other!r} (`--split {other}`) or another dataset" if other else "pass another dataset"
+            raise ValueError(
+                f"The dataset {self.source!r} has no {split!r} split; it has {present}: {hint}. "
+                f"Received: split={split!r}"
+            )
+        return data
 
     @property
     def num_classes(self) -> int:
@@ -524,6 +553,7 @@ def load_dataset(
         source=raw.source,
         cache_plan={split: entry.describe() for split, entry in plan.items()},
         file_sharded=raw.file_sharded,
+        available_splits=raw.available_splits,
     )
 
 

@@ -29,6 +29,7 @@ import keras
 import tensorflow as tf
 
 from keras_ninception.options import AUGMENT_MODES  # noqa: F401 (re-exported)
+from keras_ninception.data import cache as cache_policy
 
 # Random translation of up to 1/8 of the height and width: 4 pixels at 32x32,
 # the reach of the usual "pad 4, random crop" of CIFAR training.
@@ -314,7 +315,21 @@ def make_labels(labels, output_names):
 
 
 def cache_dataset(dataset, target, split):
-    """Caches in memory (`"memory"`), in files `<target>-<split>` (a path), or not (`"none"`)."""
+    """Caches in memory (`"memory"`), in files `<target>-<split>` (a path), or not (`"none"`).
+
+    `target` goes through `cache.validate_cache` first, so `True`/`False` mean memory/none
+    (never a file named `True-train`), and anything else that is not a path is refused.
+
+    Raises:
+        ValueError: `target` is `"auto"` (plan it with `cache.plan_cache` first), or not a
+            cache policy or path (see `cache.validate_cache`).
+    """
+    target = cache_policy.validate_cache(target)
+    if target == "auto":
+        raise ValueError(
+            "cache='auto' is decided per split by `keras_ninception.data.cache.plan_cache`; "
+            "pass its choice ('memory', 'none' or a path) to the pipeline."
+        )
     if target == "memory":
         return dataset.cache()
     if target == "none":

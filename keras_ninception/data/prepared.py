@@ -314,4 +314,5 @@ def read_prepared_folder(path, *, channels, seed):
         default_augment="crop_flip",
         source=os.fspath(path),
         file_sharded=True,
+        available_splits=tuple(split for split in ("train", "validation", "test") if split in splits),
     )

@@ -71,6 +71,9 @@ class SourceSplits:
         source: `"digits"`, the folder path, or the TFDS name.
         file_sharded: whether the splits read record files that a multi-worker run
             can shard by file (a prepared folder). Default False.
+        available_splits: the splits the source has, requested or not, in the order
+            `("train", "validation", "test")`; a validation split carved from train counts.
+            For the error that names what a dataset offers when a split is missing.
     """
 
     train: tf.data.Dataset
@@ -82,6 +85,7 @@ class SourceSplits:
     default_augment: str
     source: str
     file_sharded: bool = False
+    available_splits: tuple[str, ...] = ("train", "validation", "test")
 
 
 def num_validation_examples(num_train, validation_fraction, where):
@@ -437,6 +441,15 @@ def read_image_folder(
         },
         default_augment="crop_flip",
         source=root_name,
+        available_splits=tuple(
+            split
+            for split, present in (
+                ("train", "train" in split_folders),
+                ("validation", validation_folder is not None or "train" in split_folders),
+                ("test", "test" in split_folders),
+            )
+            if present
+        ),
     )
 
 
@@ -639,4 +652,5 @@ def read_tfds(name, *, channels, validation_fraction, data_dir, download, manual
         num_examples=num_examples,
         default_augment="crop" if natural_channels == 1 else "crop_flip",
         source=name,
+        available_splits=("train", "validation", "test") if test_split else ("train", "validation"),
     )

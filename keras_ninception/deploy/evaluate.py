@@ -101,9 +101,7 @@ def evaluate_export(
     splits = load_run_splits(model, config, dataset, data_dir, False, batch_size, uncropped=True)
     if split is None:
         split = "test" if splits.test is not None else "validation"
-    data = getattr(splits, split)
-    if data is None:
-        raise ValueError(f"The dataset {splits.source!r} has no {split!r} split. Received: split={split!r}")
+    data = splits.get_split(split)
     predictor = load_predictor(export_dir, precision)
     k = top_k_of(splits.num_classes)
     count = correct = correct_k = 0

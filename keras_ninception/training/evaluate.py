@@ -270,15 +270,9 @@ def evaluate_run(
     splits = load_run_splits(
         model, config, dataset, data_dir, download, batch_size, splits=None if split is None else (split,)
     )
-    present = [name for name in SPLITS if getattr(splits, name) is not None]
     if split is None:
         split = "test" if splits.test is not None else "validation"
-    data = getattr(splits, split)
-    if data is None:
-        raise ValueError(
-            f"The dataset {splits.source!r} has no {split!r} split; it has {present}: pass "
-            f"split='validation' (`--split validation`) or another dataset. Received: split={split!r}"
-        )
+    data = splits.get_split(split)
     compile_for_evaluation(model, config)
     logs = model.evaluate(data, return_dict=True, verbose=verbose)
     result = {

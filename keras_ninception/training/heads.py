@@ -268,9 +268,7 @@ def prune_run(
 
     selection = None
     if head == "auto":
-        data = getattr(splits, split)
-        if data is None:
-            raise ValueError(f"The dataset {splits.source!r} has no {split!r} split. Received: split={split!r}")
+        data = splits.get_split(split)
         compile_for_evaluation(model, config)
         logs = model.evaluate(data, return_dict=True, verbose=verbose)
         accuracies = per_head_metrics(logs, model.output_names)["heads"]

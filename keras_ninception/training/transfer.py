@@ -116,13 +116,11 @@ class Transfer:
     fresh: list
 
     def fresh_heads(self):
-        """The heads with a layer left fresh: `["main", "aux1", "aux2"]` or fewer."""
-        heads = []
-        for name in self.fresh:
-            head = _head_of(name)
-            if head not in heads:
-                heads.append(head)
-        return heads
+        """The heads with a layer left fresh, in the order `["main", "aux1", "aux2"]` (not the
+        model's layer order, in which the aux heads come first)."""
+        order = ("main", "aux1", "aux2")
+        heads = {_head_of(name) for name in self.fresh}
+        return sorted(heads, key=lambda head: (order.index(head) if head in order else len(order), head))
 
     def describe(self, num_classes):
         """One line for the run's output, e.g. `... 114 layers copied; starting fresh: ...`.

@@ -414,3 +414,23 @@ def test_digits_with_other_class_names_is_an_error():
     splits = load_dataset("digits", splits=("test",), class_names=[str(i) for i in range(10)])
     assert splits.num_examples == {"train": 0, "validation": 0, "test": 360}
     assert splits.train is None
+
+
+def test_a_missing_split_is_named_with_the_splits_the_folder_has(image_folder):
+    # Whether or not the other splits were read, the error lists what the dataset offers.
+    no_test = image_folder({"train": 4, "val": 2}, extra_gray=False, root_name="no-test")
+    only_test = image_folder({"test": 2}, extra_gray=False, root_name="only-test")
+    cases = (
+        (no_test, None, "test", r"has no 'test' split; it has \['train', 'validation'\]: pass split='validation'"),
+        (no_test, ("test",), "test", r"has no 'test' split; it has \['train', 'validation'\]: pass split='validation'"),
+        (only_test, ("test",), "validation", r"has no 'validation' split; it has \['test'\]: pass split='test'"),
+    )
+    for root, wanted, split, match in cases:
+        splits = load_dataset(root, image_size=8, batch_size=2, splits=wanted)
+        with pytest.raises(ValueError, match=match):
+            splits.get_split(split)
+    splits = load_dataset(no_test, image_size=8, batch_size=2, splits=("validation",))
+    assert splits.available_splits == ("train", "validation")
+    assert splits.get_split("validation") is splits.validation
+    with pytest.raises(ValueError, match=r"The 'train' split of the dataset .* was not read"):
+        splits.get_split("train")  # present but not read: still named, never a silent None

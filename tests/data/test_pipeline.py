@@ -1,5 +1,7 @@
 """The tf.data stages of keras_ninception.data.pipeline, on small inputs."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -221,3 +223,21 @@ def test_shuffle_buffer_size_bounded_by_bytes():
     assert pipeline.shuffle_buffer_size(500, 32 * 32 * 3) == 500
     assert pipeline.shuffle_buffer_size(500, 10_000, max_shuffle_bytes=25_000) == 2
     assert pipeline.shuffle_buffer_size(500, 10_000, max_shuffle_bytes=0) == 1
+
+
+def test_cache_dataset_reads_booleans_as_policies_and_never_writes_files_named_after_them(tmp_path, monkeypatch):
+    # cache=False once wrote tf.data cache files `False-test.*` into the working directory, and a
+    # second pipeline then read the first one's images back from them.
+    monkeypatch.chdir(tmp_path)
+    for target, expected in ((False, [1, 2, 3]), (True, [1, 2, 3]), ("none", [1, 2, 3]), ("memory", [1, 2, 3])):
+        cached = pipeline.cache_dataset(tf.data.Dataset.from_tensor_slices([1, 2, 3]), target, "test")
+        assert list(cached.as_numpy_iterator()) == expected
+        assert sorted(os.listdir(tmp_path)) == []
+    prefix = tmp_path / "files"
+    cached = pipeline.cache_dataset(tf.data.Dataset.from_tensor_slices([1, 2, 3]), str(prefix), "test")
+    assert list(cached.as_numpy_iterator()) == [1, 2, 3]
+    assert any(name.startswith("files-test") for name in os.listdir(tmp_path))
+    for bad, match in (("auto", "plan_cache"), (0, "must be one of"), (None, "must be one of"),
+                       (str(tmp_path / "missing" / "x"), "does not exist")):
+        with pytest.raises(ValueError, match=match):
+            pipeline.cache_dataset(tf.data.Dataset.from_tensor_slices([1]), bad, "test")

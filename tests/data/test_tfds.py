@@ -89,6 +89,9 @@ def test_no_test_split(prepared_tfds_metadata):
         splits = load_dataset("mnist", data_dir=data_dir)
     assert splits.test is None
     assert splits.num_examples == {"train": 9, "validation": 1, "test": 0}
+    assert splits.available_splits == ("train", "validation")
+    with pytest.raises(ValueError, match=r"'mnist' has no 'test' split; it has \['train', 'validation'\]: pass split='validation'"):
+        splits.get_split("test")
 
 
 @pytest.mark.parametrize(

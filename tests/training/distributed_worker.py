@@ -13,6 +13,7 @@ lets the test compare weights.
 import json
 import sys
 
+from keras_ninception import reporting
 from keras_ninception.models import build_nin
 from keras_ninception.training import run
 from keras_ninception.training.config import TrainConfig
@@ -29,5 +30,6 @@ def build_deterministic_nin(config, input_shape, num_classes):
 
 
 if __name__ == "__main__":
+    reporting.configure()  # run messages (the strategy line the test reads) to stderr
     run.build_model = build_deterministic_nin
     run.train(TrainConfig(**json.loads(sys.argv[1])), verbose=2)
