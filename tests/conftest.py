@@ -62,3 +62,39 @@ def pytest_runtest_setup(item):
 def pytest_runtest_call(item):
     with refuse_slow_work(item):
         yield
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _entries(folder):
+    try:
+        return set(os.listdir(folder))
+    except OSError:
+        return set()
+
+
+@contextlib.contextmanager
+def refuse_writes(folders):
+    """Raises an AssertionError, naming the new entries, when the block leaves new files or
+    folders directly in any of `folders`."""
+    before = {folder: _entries(folder) for folder in folders}
+    yield
+    written = {
+        os.path.join(folder, name)
+        for folder in folders
+        for name in _entries(folder) - before[folder]
+        if name not in (".pytest_cache", "__pycache__")
+    }
+    assert not written, f"the test wrote {sorted(written)} outside its tmp_path"
+
+
+@pytest.fixture(autouse=True)
+def _nothing_written_outside_tmp():
+    """A test leaves the working directory and the repository's root as it found them.
+
+    Files a test writes there (once, `False-test.*` tf.data cache files from `cache=False`
+    read as a path prefix) end up committed; the test that wrote them fails, naming them.
+    """
+    with refuse_writes({os.getcwd(), REPO}):
+        yield

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import refuse_slow_work
+from tests.conftest import refuse_writes
 
 
 class FakeItem:
@@ -49,3 +50,13 @@ def test_a_slow_test_may_fit_and_spawn():
 def test_the_hooks_guard_every_unmarked_test():
     with pytest.raises(AssertionError, match=r"test_conftest.py::test_the_hooks_guard_every_unmarked_test trains"):
         tiny_model().fit(np.zeros((2, 2)), np.zeros((2, 1)), verbose=0)
+
+
+def test_a_file_left_in_the_working_directory_fails_the_test(tmp_path):
+    (tmp_path / "old").write_text("")
+    with pytest.raises(AssertionError, match=r"the test wrote \[.*False-test.index'\] outside its tmp_path"):
+        with refuse_writes({str(tmp_path)}):
+            (tmp_path / "False-test.index").write_text("")
+    with refuse_writes({str(tmp_path)}):  # reading, rewriting and removing are fine
+        (tmp_path / "old").write_text("new")
+        (tmp_path / "False-test.index").unlink()
