@@ -45,11 +45,28 @@ class FiniteBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.restore_dir = restore_dir
 
     def on_train_begin(self, logs=None):
-        if self.restore_dir is None:
-            return super().on_train_begin(logs)
-        source = keras.callbacks.BackupAndRestore(self.restore_dir, double_checkpoint=self.double_checkpoint)
-        source.set_model(self.model)
-        source.on_train_begin(logs)
+        """Restores the backed-up state, if any.
+
+        Raises:
+            ValueError: the backup does not fit the model (it was written by another
+                architecture, or by a version of keras-ninception whose layers were stored
+                differently), naming the folder; the backup is left as it is.
+        """
+        folder = self.backup_dir if self.restore_dir is None else self.restore_dir
+        try:
+            if self.restore_dir is None:
+                return super().on_train_begin(logs)
+            source = keras.callbacks.BackupAndRestore(self.restore_dir, double_checkpoint=self.double_checkpoint)
+            source.set_model(self.model)
+            source.on_train_begin(logs)
+        except ValueError as error:
+            raise ValueError(
+                f"The interrupted run's saved state in {folder!r} does not fit the model being "
+                "trained: it was written for another architecture, or by another version of "
+                "keras-ninception. It was left as it is. Start the run over (`--overwrite`, which "
+                "replaces the run folder) or train into another run folder. Keras said: "
+                f"{str(error).splitlines()[0]}"
+            ) from error
 
     def on_epoch_end(self, epoch, logs=None):
         if _finite(logs):
