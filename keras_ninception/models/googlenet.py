@@ -204,7 +204,7 @@ def min_input_size(variant="paper", aux_classifiers=True):
     "valid" average pool. With the paper's Caffe arithmetic (ceil-mode pools) that is 79 px
     for `"paper"` (79 → 40 → 20 → 10 → 5; a "same"-padded network would get by with 65) and
     20 px for `"cifar"` (20 → 10 → 5). The `"bn"` variant's adaptive 4×4 aux pool needs a 4×4
-    map: 57 px. Without aux heads any side >= 1 builds.
+    map: 63 px; `"slim"` ("same" padding) 49 px. Without aux heads any side >= 1 builds.
     """
     if not aux_classifiers:
         return 1

@@ -41,7 +41,11 @@ class TrainConfig:
             input size (79 px) and `"paper"` above; with `weights`, the source's variant
             (`"slim"` for ImageNet weights). Ignored for NIN.
         image_size: int, the square input side in pixels images are resized to. Default
-            None: 224 with ImageNet weights, else `DEFAULT_IMAGE_SIZES[dataset]`, else 32.
+            None: 224 with ImageNet weights, else `DEFAULT_IMAGE_SIZES[dataset]`, else 32;
+            raised to the GoogLeNet variant's smallest input
+            (`models.googlenet.min_input_size`: 79 px for `"paper"`, 63 for `"bn"` with aux
+            heads) when the chosen `variant` needs more, so that every form builds with the
+            defaults.
         recipe: the name of a training recipe (`training.recipes.RECIPES`): `"fast"`,
             `"fast-plain"`, `"cifar"`, `"nin-paper"` or `"googlenet-paper"`. It fills every
             field of `recipes.RECIPE_FIELDS` left None. Default None: the form's default
@@ -252,6 +256,11 @@ class TrainConfig:
             config.image_size = PRETRAINED_IMAGE_SIZE
         if config.image_size is None:
             config.image_size = DEFAULT_IMAGE_SIZES.get(config.dataset, 32)
+            if config.model == "googlenet" and config.variant is not None:
+                from keras_ninception.models.googlenet import min_input_size
+
+                smallest = min_input_size(config.variant, config.aux_classifiers)
+                config.image_size = max(config.image_size, smallest)
         config.variant = config.resolved_variant()
         if config.recipe is None:
             config.recipe = recipes.default_recipe(config.model, config.batch_norm, config.variant)

@@ -146,7 +146,7 @@ class HyperGoogLeNet(_NinceptionHyperModel):
     Args:
         input_shape: one image's shape in the current data format, e.g. `(32, 32, 3)`;
             every dimension known. With aux heads the side must be at least
-            `min_input_size(variant)` (20 px cifar, 79 px paper, 57 px bn).
+            `min_input_size(variant)` (20 px cifar, 79 px paper, 63 px bn).
         num_classes: int >= 2.
         variant: `"cifar"` (default, small images), `"paper"` or `"bn"`: not searched.
         aux_classifiers: bool, train with the aux heads. Default True.
