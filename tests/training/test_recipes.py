@@ -165,3 +165,22 @@ def test_describe_recipe_names_the_settings():
     text = recipes.describe_recipe(TrainConfig(recipe="cifar").validate().resolved())
     assert text.startswith("cifar: sgd, learning rate 0.1 (cosine, 1 warm-up epoch(s)), 30 epochs, batch 128")
     assert "weight decay 0.005 (not on BN or biases)" in text and "augment crop_flip" in text
+
+
+def test_every_googlenet_variant_gets_a_default_image_size_it_builds_at():
+    from keras_ninception.models.googlenet import build_googlenet, min_input_size
+
+    sizes = {}
+    for variant in ("paper", "bn", "slim", "cifar"):
+        for aux in (True, False):
+            config = TrainConfig(variant=variant, aux_classifiers=aux).resolved()
+            sizes[variant, aux] = config.image_size
+            assert config.image_size >= min_input_size(variant, aux)
+    # The digits' 24 px unless the aux heads need more; an explicit size is kept (and refused
+    # by the builder when too small).
+    assert sizes == {("paper", True): 79, ("paper", False): 24, ("bn", True): 63, ("bn", False): 24,
+                     ("slim", True): 49, ("slim", False): 24, ("cifar", True): 24, ("cifar", False): 24}
+    assert TrainConfig(variant="paper", image_size=40).resolved().image_size == 40
+    assert TrainConfig(dataset="/data/photos", variant="paper").resolved().image_size == 79
+    assert TrainConfig(model="nin").resolved().image_size == 24
+    build_googlenet(input_shape=(63, 63, 3), variant="bn", num_classes=10, width_multiplier=0.125)
