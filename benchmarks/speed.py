@@ -181,12 +181,14 @@ def matmul_case(dtype_name, n, repeats=5):
 NUM_CLASSES = {"googlenet": 1000, "nin": 10}
 
 
-def build_models(model_name, policy, size, batch, fused_batch_norm=True):
+def build_models(model_name, policy, size, batch, fused_batch_norm=None):
     """Training model, inference model, a random batch and its labels; layers in `policy`.
 
     `fused_batch_norm`: batch normalization on TF's fused kernel (`use_fused_batch_normalization`,
     what `compile_model` and the package's loaders do), or Keras' own arithmetic (the ablation).
+    None (default): as `compile_model` chooses, the fused kernel on the TensorFlow backend only.
     """
+    import keras
     import numpy as np
 
     from keras_ninception.layers import use_fused_batch_normalization
@@ -205,6 +207,8 @@ def build_models(model_name, policy, size, batch, fused_batch_norm=True):
     labels = rng.integers(0, NUM_CLASSES[model_name], (batch,)).astype("int32")
     y = {name: labels for name in model.output_names} if len(model.output_names) > 1 else labels
     inference = to_inference_model(model) if len(model.output_names) > 1 else model
+    if fused_batch_norm is None:
+        fused_batch_norm = keras.backend.backend() == "tensorflow"
     if fused_batch_norm:
         use_fused_batch_normalization(model)  # the inference model shares the layers
     return model, inference, x, y
@@ -219,7 +223,7 @@ def batch_end_times():
     return times
 
 
-def train_case(name, build, steps, warmup, steps_per_execution=1, jit_compile=False, fused_batch_norm=True):
+def train_case(name, build, steps, warmup, steps_per_execution=1, jit_compile=False, fused_batch_norm=None):
     """`model.fit` images/s over one cached batch; `build()` gives a fresh (model, inference, x, y).
 
     Timed inside one `fit` call, from the end of its first batch (or first execution of
