@@ -58,7 +58,7 @@ def test_pool_uses_ceil_mode_like_caffe_and_torchvision(side, expected):
 def test_pool_values_match_a_ceil_mode_reference(side):
     x = np.random.default_rng(0).uniform(0, 1, (1, side, side, 1)).astype("float32")  # post-ReLU
     inputs = keras.Input((side, side, 1))
-    y = keras.Model(inputs, apply_pool(inputs, "max", 3, 2, name="pool"))(x).numpy()[0, :, :, 0]
+    y = keras.ops.convert_to_numpy(keras.Model(inputs, apply_pool(inputs, "max", 3, 2, name="pool"))(x))[0, :, :, 0]
     count = -(-(side - 3) // 2) + 1  # ceil((n - 3) / 2) + 1: 3 at 7 px, 4 at 8 px
     starts = range(0, 2 * count, 2)  # the last window of 8 px runs off the edge
     expected = np.array([[x[0, r:r + 3, c:c + 3, 0].max() for c in starts] for r in starts])
@@ -68,7 +68,7 @@ def test_pool_values_match_a_ceil_mode_reference(side):
 def test_lrn_matches_caffe_formula_and_tf_op():
     x = np.random.default_rng(0).normal(0, 3, (2, 4, 4, 7)).astype("float32")
     layer = LocalResponseNormalization(size=5, alpha=1e-4, beta=0.75, k=1.0)
-    ours = layer(x).numpy()
+    ours = keras.ops.convert_to_numpy(layer(x))  # a backend tensor: TF's or JAX's
     tf_op = tf.nn.local_response_normalization(x, depth_radius=2, bias=1.0, alpha=1e-4 / 5, beta=0.75).numpy()
     np.testing.assert_allclose(ours, tf_op, rtol=1e-5)
     # By hand for one position: channels 0..2 are in channel 0's window (zero padding).
