@@ -11,8 +11,6 @@ heads of a GoogLeNet run are dropped at export).
 import json
 import math
 import os
-import statistics
-import time
 
 import numpy as np
 
@@ -84,7 +82,9 @@ def evaluate_export(
         MissingExtraError: the export's runtime is not installed.
     """
     from keras_ninception.models.profile import profile_model
-    from keras_ninception.training.evaluate import SPLITS, _device, load_run, load_run_splits, top_k_of
+    from keras_ninception.training.evaluate import (
+        SPLITS, _device, load_run, load_run_splits, time_batch_calls, top_k_of,
+    )
 
     if not is_export(export_dir):
         raise ValueError(f"{export_dir!r} is not an export folder (no {METADATA_FILE} with a 'format').")
@@ -128,15 +128,8 @@ def evaluate_export(
         "latency_ms_per_image": None,
     }
     if latency_repeats and first is not None:
-        for _ in range(latency_warmup):
-            predictor.batch_probabilities(first)
-        times = []
-        for _ in range(latency_repeats):
-            start = time.perf_counter()
-            predictor.batch_probabilities(first)
-            times.append(time.perf_counter() - start)
-        head["latency_ms_per_batch"] = 1000.0 * statistics.median(times)
-        head["latency_ms_per_image"] = head["latency_ms_per_batch"] / len(first)
+        head.update(time_batch_calls(lambda: predictor.batch_probabilities(first), len(first),
+                                     latency_repeats, latency_warmup))
     return {
         "run_dir": run_dir,
         "dataset": splits.source,

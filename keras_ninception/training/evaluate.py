@@ -187,17 +187,32 @@ def measure_latency(model, images, repeats=LATENCY_REPEATS, warmup=LATENCY_WARMU
     Returns:
         `{"latency_ms_per_batch": median ms of one call, "latency_ms_per_image": that / batch}`.
     """
+    return time_batch_calls(lambda: model.predict_on_batch(images), int(images.shape[0]), repeats, warmup)
+
+
+def time_batch_calls(call, batch_size, repeats=LATENCY_REPEATS, warmup=LATENCY_WARMUP):
+    """Median wall-clock time of `call()`, one batch of `batch_size` images, in milliseconds.
+
+    `call` runs `warmup` times untimed, then `repeats` times timed with `time.perf_counter`.
+    Used for Keras models (`measure_latency`) and exported runtimes (`deploy.evaluate`).
+
+    Returns:
+        `{"latency_ms_per_batch": median ms of one call, "latency_ms_per_image": that / batch_size}`.
+
+    Raises:
+        ValueError: `repeats` < 1 or `warmup` < 0.
+    """
     check_int("repeats", repeats)
     check_int("warmup", warmup, minimum=0)
     for _ in range(warmup):
-        model.predict_on_batch(images)
+        call()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        model.predict_on_batch(images)
+        call()
         times.append(time.perf_counter() - start)
     per_batch = 1000.0 * statistics.median(times)
-    return {"latency_ms_per_batch": per_batch, "latency_ms_per_image": per_batch / int(images.shape[0])}
+    return {"latency_ms_per_batch": per_batch, "latency_ms_per_image": per_batch / batch_size}
 
 
 def _device():
