@@ -10,7 +10,7 @@ import pytest
 
 from keras_ninception.cli.main import main
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cli-run")]  # one pytest-xdist worker: the shared run
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 

@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.xdist_group("cache-memory-folder")  # one pytest-xdist worker: the shared fixtures
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGES_PER_CLASS = 1000  # 3 classes: 3,000 files, 2,700 train after the 10% validation carve
 IMAGE_SIZE = 96

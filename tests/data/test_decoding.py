@@ -9,6 +9,8 @@ from PIL import Image
 from keras_ninception.data import files
 from keras_ninception.data import load_dataset
 
+pytestmark = pytest.mark.xdist_group("odd-files")  # one pytest-xdist worker: the shared fixtures
+
 HEIGHT, WIDTH = 24, 32
 
 

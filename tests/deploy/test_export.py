@@ -16,6 +16,8 @@ from keras_ninception.training.evaluate import load_run
 from keras_ninception.cli.main import main
 from tests.deploy.conftest import run_python
 
+pytestmark = pytest.mark.xdist_group("deploy-runs")  # one worker under pytest-xdist: the shared runs of conftest.py
+
 # One float32 model on two runtimes: the same TF kernels (SavedModel), or LiteRT's own
 # (XNNPACK); measured differences are about 3e-8 and 1e-7.
 SAVED_MODEL_ATOL = 1e-6

@@ -18,6 +18,8 @@ from keras_ninception.training.evaluate import load_run
 from tests.data.images import write_image
 from tests.deploy.conftest import ninception
 
+pytestmark = pytest.mark.xdist_group("deploy-runs")  # one pytest-xdist worker: the shared fixtures
+
 
 
 def digit_image(index, height, width):

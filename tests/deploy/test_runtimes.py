@@ -23,6 +23,8 @@ from keras_ninception.deploy.runtimes import export_onnx, export_openvino
 from keras_ninception.training.evaluate import evaluate_run
 from tests.deploy.test_export import random_images, reference
 
+pytestmark = pytest.mark.xdist_group("deploy-runs")  # one pytest-xdist worker: the shared fixtures
+
 # The bound on probabilities, float32 against the Keras model (measured: about 2e-7).
 PARITY_ATOL = 1e-4
 EXTRA_MODULES = {"onnx": ("onnx", "tf2onnx", "onnxruntime"), "openvino": ("openvino",)}

@@ -6,6 +6,8 @@ import pytest
 from keras_ninception import build_googlenet, min_input_size, to_inference_model
 from keras_ninception.models.googlenet import INCEPTION_MODULES, feature_side
 
+pytestmark = pytest.mark.xdist_group("paper-model")  # one pytest-xdist worker: the shared fixtures
+
 # Table 1 of Szegedy et al. 2015: output size of each stage at 224×224×3.
 TABLE_1_SHAPES = {
     "conv1_7x7_s2": (112, 112, 64),

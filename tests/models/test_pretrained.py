@@ -20,6 +20,8 @@ from keras_ninception.models import pretrained
 from keras_ninception.models.pretrained import load_slim_checkpoint, slim_tensor_names
 from tests.models import slim_reference
 
+pytestmark = pytest.mark.xdist_group("pretrained-checkpoint")  # one pytest-xdist worker: the shared fixtures
+
 TOLERANCE = 1e-4
 
 

@@ -7,6 +7,8 @@ import tensorflow as tf
 
 from keras_ninception import build_googlenet, build_nin, compile_model
 
+pytestmark = pytest.mark.xdist_group("tiny-googlenet")  # one pytest-xdist worker: the shared fixtures
+
 NUM_CLASSES = 4
 
 

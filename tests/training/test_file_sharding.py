@@ -13,6 +13,8 @@ import tensorflow as tf
 from tests.processes import stop_all
 from tests.training.test_distributed import free_ports
 
+pytestmark = pytest.mark.xdist_group("prepared-folder")  # one pytest-xdist worker: the shared fixtures
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NUM_IMAGES = 60  # 4x4 PNGs of the values 0..59 (lossless), 30 per class
 NUM_SHARDS = 4

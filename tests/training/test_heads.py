@@ -18,6 +18,8 @@ from keras_ninception.training.evaluate import evaluate_run, load_run, load_run_
 from keras_ninception.training.heads import plot_heads, prune_run, save_evaluation, select_head
 from tests.data.images import write_image
 
+pytestmark = pytest.mark.xdist_group("heads-runs")  # one pytest-xdist worker: the shared fixtures
+
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 

@@ -32,6 +32,8 @@ from keras_ninception.training.monitoring import (
 from keras_ninception.training.run_folder import RUN_FILES, check_run_folder
 from tests.training.events import decode_image_summary, parse_markdown_matrix, read_summaries
 
+pytestmark = pytest.mark.xdist_group("monitored-run")  # one pytest-xdist worker: the shared fixtures
+
 TINY = dict(model="nin", image_size=8, epochs=1, batch_size=128)
 
 

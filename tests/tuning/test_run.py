@@ -14,6 +14,8 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 from keras_ninception import evaluate_run
 from keras_ninception.tuning.run import TuneConfig, search_space_from_definition, tune
 
+pytestmark = pytest.mark.xdist_group("searched")  # one pytest-xdist worker: the shared fixtures
+
 # NIN on the 8-px digits, 16 filters per block: a trial takes a few seconds on 2 cores.
 TINY_SPACE = {
     "mlpconv1_filters": [16, 32],
