@@ -1,5 +1,5 @@
 """Shared test settings: quiet TensorFlow, fixed seeds, a fresh Keras state per test, and
-the fast lane's guard.
+the fast lane's guard, and `alone` under pytest-xdist.
 
 The fast lane (`pytest -m "not slow"`) runs no training and starts no process: a test (or a
 fixture it sets up) that calls `keras.Model.fit` or starts a subprocess without
@@ -7,8 +7,10 @@ fixture it sets up) that calls `keras.Model.fit` or starts a subprocess without
 """
 
 import contextlib
+import fcntl
 import os
 import subprocess
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -97,4 +99,48 @@ def _nothing_written_outside_tmp():
     read as a path prefix) end up committed; the test that wrote them fails, naming them.
     """
     with refuse_writes({os.getcwd(), REPO}):
+        yield
+
+
+@contextlib.contextmanager
+def _flock(path, mode):
+    with open(path, "a") as handle:
+        fcntl.flock(handle, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Under pytest-xdist, a test marked `alone` runs while no other worker runs a test.
+
+    Such a test measures the machine (resident memory over epochs) or runs several
+    TensorFlow processes against each other under deadlines, and a neighbour's load changes
+    what it sees (last seen: a resident-memory step of 7.8 MiB, and two workers' losses
+    apart by 1.7e-3). A readers-writer lock on files shared by the run's workers: every
+    test holds it shared, an `alone` test exclusively; the turnstile makes a waiting `alone`
+    test stop new tests from starting, so it is not starved.
+    """
+    workerinput = getattr(item.config, "workerinput", None)
+    if workerinput is None:  # one process: nothing runs beside
+        yield
+        return
+    # xdist gives each worker `--basetemp RUN/popen-gwN`; RUN is shared, and pytest prunes it.
+    basetemp = item.config.option.basetemp
+    shared = os.path.dirname(os.path.abspath(basetemp)) if basetemp else tempfile.gettempdir()
+    prefix = os.path.join(shared, f"keras-ninception-{workerinput['testrunuid']}")
+    with worker_lock(prefix, alone=item.get_closest_marker("alone") is not None):
+        yield
+
+
+@contextlib.contextmanager
+def worker_lock(prefix, alone):
+    """Holds the readers-writer lock on the files `prefix.lock` and `prefix.turnstile`:
+    shared, or exclusive if `alone`. A waiting exclusive holder keeps the turnstile, so new
+    holders queue behind it."""
+    with contextlib.ExitStack() as held:
+        with _flock(prefix + ".turnstile", fcntl.LOCK_EX):
+            held.enter_context(_flock(prefix + ".lock", fcntl.LOCK_EX if alone else fcntl.LOCK_SH))
         yield

@@ -60,3 +60,31 @@ def test_a_file_left_in_the_working_directory_fails_the_test(tmp_path):
     with refuse_writes({str(tmp_path)}):  # reading, rewriting and removing are fine
         (tmp_path / "old").write_text("new")
         (tmp_path / "False-test.index").unlink()
+
+
+def test_an_alone_test_waits_for_running_tests_and_new_tests_queue_behind_it(tmp_path):
+    import threading
+    import time
+
+    from tests.conftest import worker_lock
+
+    prefix = str(tmp_path / "run")
+    events = []
+
+    def hold(name, alone, seconds):
+        with worker_lock(prefix, alone):
+            events.append(f"{name} start")
+            time.sleep(seconds)
+            events.append(f"{name} end")
+
+    running = threading.Thread(target=hold, args=("running", False, 0.6))
+    running.start()
+    time.sleep(0.2)
+    alone = threading.Thread(target=hold, args=("alone", True, 0.4))
+    alone.start()
+    time.sleep(0.2)  # the alone test now waits, holding the turnstile
+    later = threading.Thread(target=hold, args=("later", False, 0.1))
+    later.start()
+    for thread in (running, alone, later):
+        thread.join(timeout=10)
+    assert events == ["running start", "running end", "alone start", "alone end", "later start", "later end"]

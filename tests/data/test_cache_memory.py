@@ -57,6 +57,7 @@ def run_worker(root, budget, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_over_budget_split_trains_with_flat_memory(folder, tmp_path):
     over = run_worker(folder, 8_000_000, tmp_path)  # 8 MB: the 74.6 MB split is over it
     within = run_worker(folder, 2_000_000_000, tmp_path)

@@ -5,6 +5,7 @@ import pytest
 
 from keras_ninception import build_googlenet, min_input_size, to_inference_model
 from keras_ninception.models.googlenet import INCEPTION_MODULES, feature_side
+from tests.forward import forward
 
 pytestmark = pytest.mark.xdist_group("paper-model")  # one pytest-xdist worker: the shared fixtures
 
@@ -151,8 +152,8 @@ def test_inference_model_equals_main_head_and_has_no_aux_layers():
     assert not any(layer.name.startswith("aux") for layer in inference.layers)
     assert inference.get_layer("main_classifier") is model.get_layer("main_classifier")  # shared weights
     images = np.random.default_rng(0).uniform(-1, 1, (4, 24, 24, 3)).astype("float32")
-    main, _, _ = model.predict(images, verbose=0)
-    np.testing.assert_allclose(inference.predict(images, verbose=0), main, rtol=1e-6, atol=1e-7)
+    main, _, _ = forward(model, images)
+    np.testing.assert_allclose(forward(inference, images), main, rtol=1e-6, atol=1e-7)
 
 
 def test_to_inference_model_rejects_models_without_main():
@@ -185,7 +186,7 @@ def test_keras_applications_arguments(tmp_path):
     again = build_googlenet(variant="cifar", input_shape=(32, 32, 3), num_classes=4, width_multiplier=0.125,
                             classifier_activation=None, weights=path)
     x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
-    for a, b in zip(model.predict(x, verbose=0), again.predict(x, verbose=0)):
+    for a, b in zip(forward(model, x), forward(again, x)):
         np.testing.assert_allclose(a, b, rtol=1e-6)
     with pytest.raises(ValueError, match="Could not load `weights`.*same architecture"):
         build_googlenet(variant="cifar", num_classes=5, width_multiplier=0.125, weights=path)

@@ -18,6 +18,7 @@ import pytest
 from keras_ninception import build_googlenet
 from keras_ninception.models import pretrained
 from keras_ninception.models.pretrained import load_slim_checkpoint, slim_tensor_names
+from tests.forward import forward
 from tests.models import slim_reference
 
 pytestmark = pytest.mark.xdist_group("pretrained-checkpoint")  # one pytest-xdist worker: the shared fixtures
@@ -67,7 +68,7 @@ def test_slim_variant_logits_match_slims_semantics(tensors, checkpoint, side):
     assert model.name == "googlenet" and len(model.outputs) == 1  # slim variant, no aux heads
     assert model.get_layer("conv1_7x7_s2").padding == "same"
     x = images(side)
-    ours = model.predict(x, verbose=0)
+    ours = forward(model, x)
     reference = slim_reference.slim_logits(tensors, x)
     difference = np.abs(ours - reference).max()
     print(f"\nslim variant, {side} px: max |logit difference| {difference:.2e} "
@@ -79,7 +80,7 @@ def test_slim_variant_logits_match_slims_semantics(tensors, checkpoint, side):
 def test_1001_classes_keep_background(tensors, checkpoint):
     model = build_googlenet(weights=checkpoint, num_classes=1001, classifier_activation=None)
     x = images(224, n=1)
-    ours = model.predict(x, verbose=0)
+    ours = forward(model, x)
     reference = slim_reference.slim_logits(tensors, x, num_classes=1001)
     assert ours.shape == (1, 1001) and np.abs(ours - reference).max() < TOLERANCE
     # 1000 outputs are the 1001 without column 0, "background".
@@ -89,7 +90,7 @@ def test_1001_classes_keep_background(tensors, checkpoint):
 
 def test_softmax_head_gives_the_references_probabilities(tensors, checkpoint):
     x = images(224, n=1)
-    probabilities = build_googlenet(weights=checkpoint).predict(x, verbose=0)
+    probabilities = forward(build_googlenet(weights=checkpoint), x)
     logits = slim_reference.slim_logits(tensors, x)
     expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
     np.testing.assert_allclose(probabilities, expected, atol=1e-6)
@@ -100,7 +101,7 @@ def test_include_top_false_gives_slims_features(tensors, checkpoint):
     x = images(224)
     reference = slim_reference.slim_features(tensors, x).numpy().mean(axis=(1, 2))
     assert model.output.shape[1:] == (1024,)
-    assert np.abs(model.predict(x, verbose=0) - reference).max() < TOLERANCE
+    assert np.abs(forward(model, x) - reference).max() < TOLERANCE
 
 
 def test_bn_variant_takes_the_same_tensors_with_gamma_one(tensors, checkpoint):
@@ -115,7 +116,7 @@ def test_bn_variant_takes_the_same_tensors_with_gamma_one(tensors, checkpoint):
     assert len(model.outputs) == 1
     # The reference sees the padding: torchvision's 3 / 3 is not slim's 2 / 3.
     x = images(224, n=1)
-    bn_logits = build_googlenet(variant="bn", weights=checkpoint, classifier_activation=None).predict(x, verbose=0)
+    bn_logits = forward(build_googlenet(variant="bn", weights=checkpoint, classifier_activation=None), x)
     assert np.abs(bn_logits - slim_reference.slim_logits(tensors, x)).max() > 10 * TOLERANCE
 
 
@@ -129,11 +130,11 @@ def test_aux_heads_on_request_start_fresh(checkpoint):
 def test_archive_and_v2_checkpoint_paths(tensors, archive, tmp_path):
     x = images(224, n=1)
     reference = slim_reference.slim_logits(tensors, x)
-    from_archive = build_googlenet(weights=archive, classifier_activation=None).predict(x, verbose=0)
+    from_archive = forward(build_googlenet(weights=archive, classifier_activation=None), x)
     assert np.abs(from_archive - reference).max() < TOLERANCE
     prefix = slim_reference.write_checkpoint(tensors, tmp_path / "v2.ckpt", version="V2")
     assert os.path.isfile(prefix + ".index") and not os.path.exists(prefix)
-    from_v2 = build_googlenet(weights=prefix, classifier_activation=None).predict(x, verbose=0)
+    from_v2 = forward(build_googlenet(weights=prefix, classifier_activation=None), x)
     assert np.abs(from_v2 - reference).max() < TOLERANCE
 
 
@@ -160,7 +161,7 @@ def test_imagenet_from_the_keras_cache_touches_no_network(tensors, archive, tmp_
     cached.write_bytes(open(archive, "rb").read())
     x = images(224, n=1)
     model = build_googlenet(weights="imagenet", classifier_activation=None)
-    assert np.abs(model.predict(x, verbose=0) - slim_reference.slim_logits(tensors, x)).max() < TOLERANCE
+    assert np.abs(forward(model, x) - slim_reference.slim_logits(tensors, x)).max() < TOLERANCE
     assert no_network == []
     # keras.utils.get_file extracted it next to the archive.
     assert (tmp_path / "models" / "inception_v1_2016_08_28_extracted" / "inception_v1.ckpt").is_file()
@@ -270,7 +271,7 @@ def test_torchvision_pth_file_gives_torchvisions_logits(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     reference = np.load(out)
     model = build_googlenet(variant="bn", weights=str(pth), classifier_activation=None)
-    difference = np.abs(model.predict(reference["images"], verbose=0) - reference["logits"]).max()
+    difference = np.abs(forward(model, reference["images"]) - reference["logits"]).max()
     print(f"\ntorchvision .pth: max |logit difference| {difference:.2e}")
     assert difference < TOLERANCE
     features = build_googlenet(variant="bn", weights=str(pth), include_top=False, pooling="avg")

@@ -61,6 +61,7 @@ def weights(path):
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_two_workers_train_like_one_and_only_the_chief_writes(tmp_path):
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}

@@ -76,6 +76,7 @@ def test_file_policy_gives_each_worker_whole_shards(prepared_folder):
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_two_workers_read_disjoint_shards_covering_every_image(prepared_folder, tmp_path):
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}

@@ -18,6 +18,7 @@ from keras_ninception.training.precision import (
     resolve_precision,
     to_float32,
 )
+from tests.forward import forward
 
 
 def fake_hardware(monkeypatch, gpus=(), flags=()):
@@ -110,7 +111,7 @@ def test_a_mixed_bfloat16_run_saves_and_reloads_its_policy(tiny_nin_run):
     conv = inference.get_layer("mlpconv1_conv")
     assert (conv.dtype_policy.name, conv.kernel.dtype) == ("mixed_bfloat16", "float32")
     x = np.random.default_rng(0).uniform(-1, 1, (4, 8, 8, 1)).astype("float32")
-    probabilities = inference.predict(x, verbose=0)
+    probabilities = forward(inference, x)
     assert probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, atol=1e-5)
     # The reloaded model scores the test split as the run did.
@@ -132,7 +133,7 @@ def test_to_float32_copies_weights_into_float32_layers():
     reference = build_googlenet(input_shape=(80, 80, 3), num_classes=5, variant="paper")
     reference.set_weights(mixed.get_weights())
     x = np.random.default_rng(0).uniform(-1, 1, (2, 80, 80, 3)).astype("float32")
-    for got, expected in zip(copy.predict(x, verbose=0), reference.predict(x, verbose=0), strict=True):
+    for got, expected in zip(forward(copy, x), forward(reference, x), strict=True):
         np.testing.assert_array_equal(got, expected)
     assert mixed.get_layer("inception_3a_1x1").compute_dtype == "bfloat16"  # the original is untouched
 
@@ -154,4 +155,4 @@ def test_litert_needs_the_float32_copy_of_a_mixed_bfloat16_model(tmp_path):
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
     interpreter.invoke()
     got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-    np.testing.assert_allclose(got, copy.predict(x, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(got, forward(copy, x), atol=1e-5)

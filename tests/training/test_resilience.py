@@ -31,6 +31,7 @@ def tmp_files(path):
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_a_killed_run_is_resumed_by_the_same_command(tmp_path):
     run_dir = tmp_path / "run"
     # 1293 images in batches of 8: 162 steps per epoch, a few seconds each on 2 cores.

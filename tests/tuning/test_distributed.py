@@ -47,6 +47,7 @@ def start(tuner_id, definition, run_dir, port, log):
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_chief_and_two_workers_run_every_trial_exactly_once(tmp_path):
     definition = tmp_path / "tiny.json"
     definition.write_text(json.dumps(TINY))
@@ -84,6 +85,7 @@ def test_chief_and_two_workers_run_every_trial_exactly_once(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_a_dead_worker_is_bounded_and_its_trial_reruns_on_resume(tmp_path):
     from keras_ninception.tuning.run import TuneConfig, tune
 

@@ -66,6 +66,7 @@ def measure(run_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_resident_memory_stays_bounded_over_trials(tmp_path):
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
