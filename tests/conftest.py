@@ -10,7 +10,6 @@ import contextlib
 import fcntl
 import os
 import subprocess
-import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -18,20 +17,35 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 
+def shared_run_folder(config):
+    """The folder of this pytest run that its pytest-xdist workers share, or None in one
+    process: xdist gives each worker `--basetemp RUN/popen-gwN`; RUN is pytest's, pruned by it."""
+    basetemp = config.option.basetemp if hasattr(config, "workerinput") else None
+    return os.path.dirname(os.path.abspath(basetemp)) if basetemp else None
+
+
 def pytest_configure(config):
-    """Under KERAS_BACKEND=jax: one JAX compilation cache for the run's pytest-xdist workers.
+    """Under pytest-xdist: one JAX compilation cache on disk for the run's workers and the
+    processes they start (`tests/test_backends.py`).
 
     JAX compiles every new shape's initializer and step (about 40 s of one GoogLeNet build on
-    2 cores); with a cache on disk, a worker reuses what the other compiled."""
-    workerinput = getattr(config, "workerinput", None)
-    if keras.backend.backend() != "jax" or workerinput is None or not config.option.basetemp:
+    2 cores); with the cache, a process reuses what another compiled. Child processes read the
+    environment; this process, whose JAX is already imported under KERAS_BACKEND=jax, its
+    `jax.config`."""
+    folder = shared_run_folder(config)
+    if folder is None:
         return
-    import jax
+    settings = {
+        "jax_compilation_cache_dir": os.path.join(folder, "jax-compilation-cache"),
+        "jax_persistent_cache_min_compile_time_secs": 0,
+        "jax_persistent_cache_min_entry_size_bytes": 0,
+    }
+    os.environ.update({name.upper(): str(value) for name, value in settings.items()})
+    if keras.backend.backend() == "jax":
+        import jax
 
-    shared = os.path.dirname(os.path.abspath(config.option.basetemp))
-    jax.config.update("jax_compilation_cache_dir", os.path.join(shared, "jax-compilation-cache"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        for name, value in settings.items():
+            jax.config.update(name, value)
 
 
 @pytest.fixture(autouse=True)
@@ -139,15 +153,11 @@ def pytest_runtest_protocol(item, nextitem):
     test holds it shared, an `alone` test exclusively; the turnstile makes a waiting `alone`
     test stop new tests from starting, so it is not starved.
     """
-    workerinput = getattr(item.config, "workerinput", None)
-    if workerinput is None:  # one process: nothing runs beside
+    folder = shared_run_folder(item.config)
+    if folder is None:  # one process: nothing runs beside
         yield
         return
-    # xdist gives each worker `--basetemp RUN/popen-gwN`; RUN is shared, and pytest prunes it.
-    basetemp = item.config.option.basetemp
-    shared = os.path.dirname(os.path.abspath(basetemp)) if basetemp else tempfile.gettempdir()
-    prefix = os.path.join(shared, f"keras-ninception-{workerinput['testrunuid']}")
-    with worker_lock(prefix, alone=item.get_closest_marker("alone") is not None):
+    with worker_lock(os.path.join(folder, "keras-ninception"), alone=item.get_closest_marker("alone") is not None):
         yield
 
 

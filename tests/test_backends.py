@@ -50,13 +50,10 @@ print(json.dumps({"backend": keras.backend.backend()}))
 """
 
 
-def run(code, backend, *args, jax_cache=None):
+def run(code, backend, *args):
+    # Under pytest-xdist, JAX_COMPILATION_CACHE_DIR (tests/conftest.py) lets the second JAX
+    # process reuse the first's compilations.
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT}
-    if jax_cache:
-        # JAX compiles every new shape's initializer and step (about 40 s of a GoogLeNet's
-        # build on 2 cores); its persistent cache lets the second JAX process reuse the first's.
-        env.update(JAX_COMPILATION_CACHE_DIR=str(jax_cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
     result = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
                             timeout=900, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -65,15 +62,15 @@ def run(code, backend, *args, jax_cache=None):
 
 @pytest.mark.slow
 def test_a_keras_file_saved_on_one_backend_loads_on_the_other_with_equal_outputs(tmp_path):
-    # Both directions in one test, so that the JAX process of the second reuses the first's
-    # compilations (one persistent cache).
+    # Both directions in one test: the JAX process of the second reuses the first's
+    # compilations (the run's JAX compilation cache, see tests/conftest.py).
     pytest.importorskip("jax", reason="the cross-backend test needs jax (pip install '.[jax]')")
     for saved_on, loaded_on in [("jax", "tensorflow"), ("tensorflow", "jax")]:
         folder = tmp_path / f"{saved_on}-to-{loaded_on}"
         folder.mkdir()
-        saved = run(SAVE, saved_on, folder, jax_cache=tmp_path / "jax-cache")
+        saved = run(SAVE, saved_on, folder)
         assert saved == {"backend": saved_on, "models": 2}
-        assert run(LOAD, loaded_on, folder, saved["models"], jax_cache=tmp_path / "jax-cache") == {"backend": loaded_on}
+        assert run(LOAD, loaded_on, folder, saved["models"]) == {"backend": loaded_on}
         for index in range(saved["models"]):
             before, after = np.load(folder / f"{index}-saved.npz"), np.load(folder / f"{index}-loaded.npz")
             assert len(before.files) == (3 if index == 0 else 1)  # GoogLeNet's main, aux1, aux2
