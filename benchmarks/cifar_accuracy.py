@@ -30,10 +30,8 @@ Usage:
 """
 
 import argparse
-import dataclasses
 import json
 import os
-import platform
 import sys
 import tarfile
 import time
@@ -55,22 +53,6 @@ FORMS = {
 }
 # The paper figures each form is measured against (CIFAR-10 test accuracy).
 TARGETS = {"nin-bn": 0.896, "nin-paper": 0.85, "googlenet-cifar": 0.92}
-
-
-def cpu_description():
-    """The CPU model and its bf16/AMX flags, from /proc/cpuinfo (Linux)."""
-    model, flags = platform.processor() or "unknown", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and model in ("unknown", "x86_64", ""):
-                    model = line.split(":", 1)[1].strip()
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = ("avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")
-    return {"model": model, "flags": [f for f in wanted if f in flags], "cores": os.cpu_count()}
 
 
 def prepare_folder(tar_path, work_dir):
@@ -112,6 +94,7 @@ def make_test_curve_callback(folder, config, curve_path):
     import keras
 
     from keras_ninception.data import load_dataset
+    from keras_ninception.training.precision import cpu_summary
 
     class TestCurve(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -132,7 +115,9 @@ def make_test_curve_callback(folder, config, curve_path):
             heads = {
                 k[: -len("_accuracy")]: float(v) for k, v in results.items() if k.endswith("_accuracy")
             }
-            row = {"epoch": epoch + 1, "train_seconds": round(self.seconds, 1), "test_accuracy": heads}
+            # The CPU of each epoch: a run resumed on another machine has epochs of both.
+            row = {"epoch": epoch + 1, "train_seconds": round(self.seconds, 1), "test_accuracy": heads,
+                   "cpu": cpu_summary()}
             self.rows = [r for r in self.rows if r["epoch"] < epoch + 1] + [row]
             tmp = curve_path + ".tmp"
             with open(tmp, "w") as f:
@@ -198,6 +183,7 @@ def summarize(work_dir):
             "config": train_config,
             "curve": curve,
             "target": TARGETS.get(form),
+            "cpus": sorted({row["cpu"] for row in curve if "cpu" in row}),
         }
         if curve:
             entry["test_accuracy"] = curve[-1]["test_accuracy"]
@@ -211,10 +197,37 @@ def summarize(work_dir):
     return results
 
 
+def merge_with_report(out_dir, results):
+    """`results` plus the forms of the report already in `out_dir` that have no run folder here.
+
+    Run folders live outside the repository (`--work-dir`, /tmp by default) and do not outlive
+    the machine; the committed report is what remains of a form trained elsewhere, so a new
+    report keeps it rather than dropping it. A form measured before the curve rows named their
+    CPU takes the old report's machine.
+    """
+    from keras_ninception.training.precision import cpu_summary
+
+    path = os.path.join(out_dir, "cifar_accuracy.json")
+    try:
+        with open(path) as f:
+            old = json.load(f)
+    except (OSError, ValueError):
+        return results
+    merged = {}
+    for form, entry in old.get("forms", {}).items():
+        if form not in results:
+            entry = dict(entry)
+            if not entry.get("cpus") and "cpu" in old:
+                entry["cpus"] = [cpu_summary(old["cpu"])]
+            merged[form] = entry
+    merged.update(results)
+    return dict(sorted(merged.items()))
+
+
 def write_report(out_dir, results, command):
-    cpu = cpu_description()
+    results = merge_with_report(out_dir, results)
     os.makedirs(out_dir, exist_ok=True)
-    report = {"cpu": cpu, "command": command, "forms": results}
+    report = {"command": command, "forms": results}
     with open(os.path.join(out_dir, "cifar_accuracy.json"), "w") as f:
         json.dump(report, f, indent=2, sort_keys=True)
     lines = [
@@ -223,7 +236,7 @@ def write_report(out_dir, results, command):
         f"Command: `python3.11 benchmarks/cifar_accuracy.py --forms {' '.join(results)}` (resumes an interrupted run)",
         "Training time is the sum of the epochs' wall time on this machine, as loaded as it was (the"
         " first epoch includes decoding the JPEGs into the in-memory cache).",
-        f"CPU: {cpu['model']}, {cpu['cores']} cores, flags {', '.join(cpu['flags']) or 'none of avx512_bf16/amx'}",
+        "The CPU each form trained on is under the table.",
         "",
         "| form | settings | epochs done / planned | test top-1 per head (last epoch) | target (main) | training time | images/s |",
         "|---|---|---|---|---|---:|---:|",
@@ -240,6 +253,8 @@ def write_report(out_dir, results, command):
     for form, r in results.items():
         points = ", ".join(f"{row['epoch']}: {row['test_accuracy'].get('main', 0):.4f} ({row['train_seconds']:.0f} s)" for row in r["curve"])
         lines.append(f"- {form}: {points or '-'}")
+    lines += ["", "CPU of each form's epochs:", ""]
+    lines += [f"- {form}: {'; '.join(r.get('cpus') or ['not recorded'])}" for form, r in results.items()]
     with open(os.path.join(out_dir, "cifar_accuracy.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     plot_curves(results, os.path.join(out_dir, "time_to_accuracy.png"))

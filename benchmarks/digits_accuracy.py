@@ -32,6 +32,7 @@ def main(argv=None):
     import keras
 
     from keras_ninception import TrainConfig, train
+    from keras_ninception.training.precision import cpu_description, cpu_summary
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -56,7 +57,7 @@ def main(argv=None):
     report = {
         "benchmark": "digits_accuracy",
         "target_main_test_accuracy": TARGET,
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "machine": {**cpu_description(), "platform": platform.platform()},
         "versions": {"python": sys.version.split()[0], "keras": keras.__version__},
         "results": rows,
     }
@@ -74,7 +75,7 @@ def main(argv=None):
             f"{acc['main']} | {acc.get('aux1', '-')} | {acc.get('aux2', '-')} | "
             f"{r['wall_seconds']} | {r['meets_target']} |"
         )
-    table = "\n".join(lines)
+    table = "\n".join(lines + ["", f"CPU: {cpu_summary(report['machine'])}"])
     with open(os.path.join(args.out, "digits_accuracy.md"), "w") as f:
         f.write(table + "\n")
     print(table)

@@ -34,7 +34,6 @@ CASES = (
 
 def run_case(initializer, fields, steps, seed):
     import keras
-    import numpy as np
 
     from keras_ninception.data import load_dataset
     from keras_ninception.models import build_nin
@@ -80,12 +79,16 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
+    from keras_ninception.training.precision import cpu_description, cpu_summary
+
     results = {label: run_case(init, fields, args.steps, args.seed) for label, init, fields in CASES}
+    machine = cpu_description()
     os.makedirs(args.out_dir, exist_ok=True)
     with open(os.path.join(args.out_dir, "nin_first_steps.json"), "w") as f:
-        json.dump(results, f, indent=1)
+        json.dump({**results, "machine": machine}, f, indent=1)
     lines = ["# The paper's NIN on the digits: loss of the first training steps", "",
              "`python3.11 benchmarks/nin_first_steps.py`; chance is ln(10) = 2.3026.", "",
+             f"CPU: {cpu_summary(machine)}", "",
              "| case | step 1 | step 10 | step 50 | step 100 | validation accuracy after |", "|---|---:|---:|---:|---:|---:|"]
     for label, r in results.items():
         loss = r["loss"]

@@ -21,7 +21,6 @@ This is a benchmark, not a test: it takes minutes to hours.
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -109,6 +108,22 @@ def main(argv=None):
     return report
 
 
+def machine():
+    """The CPU (model, cores, bf16/AMX flags) beside the figures: `precision.cpu_description`."""
+    from keras_ninception.training.precision import cpu_description
+
+    return cpu_description()
+
+
+def cpu_line(machine):
+    """The report's CPU line; reports written before the flags were recorded give what they have."""
+    if "model" not in machine:
+        return f"{machine.get('processor', 'unknown')}, {machine.get('cpu_count')} cores, flags not recorded"
+    from keras_ninception.training.precision import cpu_summary
+
+    return cpu_summary(machine)
+
+
 def build_report(runs, dataset, model, seeds, overrides):
     """The summary of `runs` (one dict per run: seed, precision, policy, test_accuracy, seconds)."""
     heads = list(runs[0]["test_accuracy"])
@@ -124,7 +139,7 @@ def build_report(runs, dataset, model, seeds, overrides):
         "benchmark": "precision_accuracy",
         "dataset": dataset, "model": model, "seeds": list(seeds), "overrides": overrides,
         "default_policy": next(r["policy"] for r in runs if r["precision"] == "auto"),
-        "machine": {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()},
+        "machine": machine(),
         "runs": runs,
         "summary": summary,
         "difference_of_means_auto_minus_float32": {
@@ -141,7 +156,7 @@ def markdown(report):
         "",
         f"{report['model']} on `{report['dataset']}`, settings {report['overrides'] or 'TrainConfig defaults'}, "
         f"seeds {', '.join(map(str, seeds))}; TensorFlow {report.get('versions', {}).get('tensorflow')}, "
-        f"Keras {report.get('versions', {}).get('keras')}, {report['machine']['cpu_count']} CPUs.",
+        f"Keras {report.get('versions', {}).get('keras')}; CPU: {cpu_line(report['machine'])}.",
         "",
         "| precision | head | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | std |",
         "|---|---|" + "---:|" * (len(seeds) + 2),

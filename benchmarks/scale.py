@@ -226,7 +226,10 @@ def measure(args):
     root, prep = args.root, args.prepared
     common = ["--image-size", args.image_size, "--batch-size", args.batch_size, "--augment", args.augment]
     report = {"root": root, "prepared": prep, "image_size": args.image_size, "batch_size": args.batch_size,
-              "augment": args.augment, "imagenet_train_images": IMAGENET_TRAIN_IMAGES}
+              "augment": args.augment, "imagenet_train_images": IMAGENET_TRAIN_IMAGES,
+              "command": "python3.11 benchmarks/scale.py " + " ".join(sys.argv[1:]),
+              # 1-minute load average before and after: the machine is shared, and a loaded one is slower.
+              "load_average": {"before": os.getloadavg()[0]}}
     report["check"] = run_step("check", "--root", root)
     prepare_options = ["--root", root, "--prepared", prep] + (["--shards", args.shards] if args.shards else [])
     report["prepare"] = run_step("prepare", *prepare_options)
@@ -238,6 +241,7 @@ def measure(args):
         report["cache_auto_over_budget"] = run_step(
             "cache", "--source", prep, *common, "--epochs", args.epochs, "--budget", args.small_budget
         )
+    report["load_average"]["after"] = os.getloadavg()[0]
     files = report["check"]["files"]
     scale = IMAGENET_TRAIN_IMAGES / files
     report["extrapolated_to_imagenet"] = {
@@ -248,7 +252,9 @@ def measure(args):
         "epoch_s_folder": IMAGENET_TRAIN_IMAGES / report["read_folder"]["images_per_s"],
         "decoded_224_bytes": IMAGENET_TRAIN_IMAGES * 224 * 224 * 3,
     }
-    report["machine"] = {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()}
+    from keras_ninception.training.precision import cpu_description
+
+    report["machine"] = {**cpu_description(), "python": platform.python_version()}
     os.makedirs(args.out_dir, exist_ok=True)
     with open(os.path.join(args.out_dir, "scale.json"), "w") as file:
         json.dump(report, file, indent=2)
@@ -257,15 +263,9 @@ def measure(args):
     print(markdown(report))
 
 
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as file:
-            return next(line.split(":", 1)[1].strip() for line in file if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor()
-
-
 def markdown(r):
+    from keras_ninception.training.precision import cpu_summary
+
     x = r["extrapolated_to_imagenet"]
     files = r["check"]["files"]
     rows = [
@@ -284,7 +284,10 @@ def markdown(r):
     lines = [
         f"# Scale simulation: {files:,} JPEGs of 16-32 px in {r['check']['classes']:,} classes",
         "",
-        f"Machine: {r['machine']['cpu']}, {r['machine']['cores']} cores (shared). Pipeline: "
+        f"Command: `{r['command']}`",
+        "",
+        f"Machine: {cpu_summary(r['machine'])}; 1-minute load average {r['load_average']['before']:.1f} "
+        f"before, {r['load_average']['after']:.1f} after. Pipeline: "
         f"{r['image_size']} px, batch {r['batch_size']}, augment `{r['augment']}`, no model. "
         "Extrapolation: linear in the number of files, from these tiny files.",
         "",

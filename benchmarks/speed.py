@@ -468,23 +468,17 @@ def peer_case(python, config, size, batch, steps, warmup, train=True):
 
 
 def machine_info():
-    from keras_ninception.training.precision import BF16_CPU_FLAGS, cpu_flags
+    """The CPU (model, cores, bf16/AMX flags: `precision.cpu_description`) and the platform."""
+    from keras_ninception.training.precision import cpu_description
 
-    reported = {"avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8"}
-
-    model_name = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            model_name = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "")
-    except OSError:
-        pass
-    flags = cpu_flags()
+    cpu = cpu_description()
     return {
-        "cpu": model_name or platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "avx512f": "avx512f" in flags,
-        "bf16_flags": sorted(flags & BF16_CPU_FLAGS),
-        "flags": sorted(flags & reported),
+        "cpu": cpu["model"],
+        "cpu_count": cpu["cores"],
+        "avx512f": "avx512f" in cpu["flags"],
+        "bf16_flags": [f for f in cpu["flags"] if f in ("avx512_bf16", "amx_bf16")],
+        "flags": cpu["flags"],
+        "amx": cpu["amx"],
         "platform": platform.platform(),
     }
 

@@ -53,6 +53,47 @@ def cpu_flags(path="/proc/cpuinfo"):
     return set()
 
 
+# The flags a benchmark records beside its figures: what decides bfloat16 and int8 speed.
+REPORTED_CPU_FLAGS = ("avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_description(path="/proc/cpuinfo"):
+    """The CPU as every benchmark records it beside its figures.
+
+    Speed differs between these machines' CPUs (some have AMX, some only AVX512-BF16), so a
+    figure without its CPU cannot be compared.
+
+    Returns:
+        A dict: `"model"` (str, the first `model name` of `path`, else `platform.processor()`,
+        else `"unknown"`), `"cores"` (int, `os.cpu_count()`), `"flags"` (the sorted
+        `REPORTED_CPU_FLAGS` the CPU has), `"bf16"` (bool: `avx512_bf16` or `amx_bf16`, what
+        `default_policy` reads) and `"amx"` (bool: `amx_bf16`).
+    """
+    import os
+    import platform
+
+    model = ""
+    try:
+        with open(path) as f:
+            model = next((line.partition(":")[2].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    flags = cpu_flags(path)
+    return {
+        "model": model or platform.processor() or "unknown",
+        "cores": os.cpu_count(),
+        "flags": sorted(flags.intersection(REPORTED_CPU_FLAGS)),
+        "bf16": bool(flags & BF16_CPU_FLAGS),
+        "amx": "amx_bf16" in flags,
+    }
+
+
+def cpu_summary(description=None):
+    """One line for a report: `"AMD EPYC, 2 cores, flags avx512_bf16 avx512_vnni avx512f"`."""
+    d = description or cpu_description()
+    return f"{d['model']}, {d['cores']} cores, flags {' '.join(d['flags']) or 'none of ' + '/'.join(REPORTED_CPU_FLAGS)}"
+
+
 def gpu_compute_capabilities():
     """`(major, minor)` compute capability of each GPU TensorFlow sees (`(0, 0)` if unknown)."""
     capabilities = []

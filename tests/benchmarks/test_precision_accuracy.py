@@ -41,3 +41,7 @@ def test_report_means_spread_and_difference_by_hand():
     assert "| auto | main | 0.9000 | 0.9400 | 0.9200 | 0.0283 |" in text
     assert "| main | -0.0050 |" in text
     assert "default 11 s, float32 32 s (2.91x)" in text
+    # The CPU and its bf16/AMX flags beside the figures.
+    cpu = report["machine"]
+    assert {"model", "cores", "flags", "bf16", "amx"} <= set(cpu)
+    assert f"CPU: {cpu['model']}, {cpu['cores']} cores, flags " in text

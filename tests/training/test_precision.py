@@ -12,7 +12,9 @@ from keras_ninception.layers.normalization import LocalResponseNormalization
 from keras_ninception.models import build_googlenet, build_nin
 from keras_ninception.training import precision
 from keras_ninception.training.precision import (
+    cpu_description,
     cpu_flags,
+    cpu_summary,
     default_precision_policy,
     dtype_policy,
     resolve_precision,
@@ -63,6 +65,25 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
     path.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx512f avx512_bf16\n\n")
     assert cpu_flags(str(path)) == {"fpu", "avx512f", "avx512_bf16"}
     assert cpu_flags(str(tmp_path / "missing")) == set()
+
+
+@pytest.mark.parametrize(
+    "flags, reported, bf16, amx",
+    [
+        ("fpu avx2 avx512f avx512_vnni avx512_bf16", ["avx512_bf16", "avx512_vnni", "avx512f"], True, False),
+        ("avx512f avx512_bf16 amx_tile amx_bf16 amx_int8", ["amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512f"], True, True),
+        ("fpu avx2", [], False, False),
+    ],
+)
+def test_the_cpu_a_benchmark_records_names_its_model_and_bf16_amx_flags(tmp_path, flags, reported, bf16, amx):
+    path = tmp_path / "cpuinfo"
+    path.write_text(f"processor\t: 0\nmodel name\t: Some CPU 9000\nflags\t\t: {flags}\n\n")
+    cpu = cpu_description(str(path))
+    assert (cpu["model"], cpu["flags"], cpu["bf16"], cpu["amx"]) == ("Some CPU 9000", reported, bf16, amx)
+    assert cpu["cores"] >= 1
+    line = cpu_summary(cpu)
+    assert line.startswith(f"Some CPU 9000, {cpu['cores']} cores, flags ")
+    assert (" ".join(reported) in line) if reported else ("none of avx512f/" in line)
 
 
 def test_dtype_policy_is_restored_even_after_an_error():
