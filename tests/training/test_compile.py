@@ -106,3 +106,39 @@ def test_xla_is_on_only_where_a_gpu_is(monkeypatch):
     assert compile_model(build_nin(input_shape=(8, 8, 1), num_classes=NUM_CLASSES)).jit_compile is True
     forced = compile_model(build_nin(input_shape=(8, 8, 1), num_classes=NUM_CLASSES), jit_compile=False)
     assert forced.jit_compile is False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the second trace is TensorFlow's tf.function")
+@pytest.mark.parametrize("optimizer, use_ema", [("sgd", False), ("adam", True)])
+@pytest.mark.parametrize("model_kind", ["googlenet", "nin"])
+def test_the_train_step_is_traced_once_and_fit_creates_no_variables(model_kind, optimizer, use_ema):
+    # A tf.function whose first trace creates variables (the optimizer's slots, the metrics'
+    # totals) is traced twice; compile_model creates them up front.
+    if model_kind == "googlenet":
+        model = build_googlenet(variant="cifar", input_shape=(20, 20, 3), num_classes=NUM_CLASSES, width_multiplier=0.125)
+        labels = {name: np.arange(8) % NUM_CLASSES for name in ("main", "aux1", "aux2")}
+    else:
+        model = build_nin(input_shape=(8, 8, 3), num_classes=NUM_CLASSES)
+        labels = np.arange(8) % NUM_CLASSES
+    model = compile_model(model, optimizer=optimizer, weight_decay=1e-4, use_ema=use_ema)
+    assert model.optimizer.built
+
+    def all_variables():
+        return {id(v) for v in [*model.variables, *model.optimizer.variables, *model.metrics_variables]}
+
+    before = all_variables()
+    traces = []
+    train_step = model.train_step
+
+    def counting_train_step(data):
+        traces.append(1)  # Python runs once per trace, not per step
+        return train_step(data)
+
+    model.train_step = counting_train_step
+    images = np.random.default_rng(0).uniform(-1, 1, (8,) + model.input_shape[1:]).astype("float32")
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(2)
+    history = model.fit(dataset, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
+    assert len(traces) == 1
+    assert all_variables() == before
