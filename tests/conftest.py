@@ -48,6 +48,31 @@ def pytest_configure(config):
             jax.config.update(name, value)
 
 
+def schedule_rank(item):
+    """Where a test goes in the run's order: `alone` tests, then `long` ones, then tests of an
+    `xdist_group` (several tests sharing trained fixtures), then the rest, each in collection
+    order.
+
+    pytest-xdist hands each worker the next unit of work (a test, or a whole group) in this
+    order when it runs low (`--dist loadgroup`, with `--no-loadscope-reorder` in setup.cfg so
+    it keeps the order). Longest first is what keeps the workers finishing together: a
+    minutes-long test that started last would leave the other core idle until it ended. An
+    `alone` test goes before everything, while nothing long is running that it would wait
+    for with a core idle.
+    """
+    if item.get_closest_marker("alone") is not None:
+        return 0
+    if item.get_closest_marker("long") is not None:
+        return 1
+    if item.get_closest_marker("xdist_group") is not None:
+        return 2
+    return 3
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=schedule_rank)  # stable: collection order within each rank
+
+
 @pytest.fixture(autouse=True)
 def _fresh_keras_state():
     keras.utils.set_random_seed(0)

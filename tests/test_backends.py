@@ -61,6 +61,7 @@ def run(code, backend, *args):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_a_keras_file_saved_on_one_backend_loads_on_the_other_with_equal_outputs(tmp_path):
     # Both directions in one test: the JAX process of the second reuses the first's
     # compilations (the run's JAX compilation cache, see tests/conftest.py).

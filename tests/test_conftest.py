@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.conftest import refuse_slow_work
+from tests.conftest import pytest_collection_modifyitems, refuse_slow_work
 from tests.conftest import refuse_writes
 
 
@@ -88,3 +88,23 @@ def test_an_alone_test_waits_for_running_tests_and_new_tests_queue_behind_it(tmp
     for thread in (running, alone, later):
         thread.join(timeout=10)
     assert events == ["running start", "running end", "alone start", "alone end", "later start", "later end"]
+
+
+class MarkedItem:
+    def __init__(self, name, *marks):
+        self.name, self.marks = name, set(marks)
+
+    def get_closest_marker(self, name):
+        return object() if name in self.marks else None
+
+
+def test_alone_then_long_then_grouped_tests_go_first_each_in_collection_order():
+    items = [
+        MarkedItem("plain1"), MarkedItem("grouped1", "xdist_group"), MarkedItem("long1", "slow", "long"),
+        MarkedItem("alone1", "slow", "alone"), MarkedItem("plain2", "slow"), MarkedItem("long2", "long", "xdist_group"),
+        MarkedItem("grouped2", "xdist_group"), MarkedItem("alone2", "alone"),
+    ]
+    pytest_collection_modifyitems(None, items)
+    assert [item.name for item in items] == [
+        "alone1", "alone2", "long1", "long2", "grouped1", "grouped2", "plain1", "plain2",
+    ]

@@ -83,6 +83,7 @@ def assert_same_outputs(model, images, reloaded):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_every_builder_model_trained_with_compile_model_reloads_with_keras_alone(tmp_path):
     # The README's first snippet (build, compile_model: fused kernel, fit, plain model.save)
     # for every variant with batch normalization, and NIN without. The interpreter that

@@ -27,20 +27,21 @@ import pytest
 from keras_ninception.training.config import TrainConfig
 from keras_ninception.training.run import train
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 CHANCE = math.log(10)
 
-# (form, TrainConfig fields, epochs within which the loss must leave chance).
+# (form, TrainConfig fields, epochs within which the loss must leave chance), longest first
+# (pytest-xdist starts them in this order; see `schedule_rank` in tests/conftest.py).
 FORMS = [
-    ("nin-bn", {"model": "nin"}, 1),
+    ("googlenet-paper-aux", {"model": "googlenet", "variant": "paper", "epochs": 8}, 3),
+    ("googlenet-paper-no-aux", {"model": "googlenet", "variant": "paper", "aux_classifiers": False}, 2),
     ("nin-paper", {"model": "nin", "batch_norm": False}, 10),
     ("googlenet-cifar-aux", {"model": "googlenet"}, 1),
     ("googlenet-cifar-no-aux", {"model": "googlenet", "aux_classifiers": False}, 1),
     ("googlenet-bn-aux", {"model": "googlenet", "variant": "bn"}, 1),
     ("googlenet-bn-no-aux", {"model": "googlenet", "variant": "bn", "aux_classifiers": False}, 2),
-    ("googlenet-paper-aux", {"model": "googlenet", "variant": "paper", "epochs": 8}, 3),
-    ("googlenet-paper-no-aux", {"model": "googlenet", "variant": "paper", "aux_classifiers": False}, 2),
+    ("nin-bn", {"model": "nin"}, 1),
 ]
 
 

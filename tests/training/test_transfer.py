@@ -154,6 +154,7 @@ def test_train_from_imagenet_with_a_frozen_backbone(tmp_path, monkeypatch, caplo
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_fine_tuning_a_run_beats_training_from_scratch_on_fewer_classes(tmp_path, capsys, caplog):
     """A run on 4 grating orientations, transferred to 2 other orientations, beats scratch.
 
