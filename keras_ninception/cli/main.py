@@ -150,6 +150,18 @@ def _add_train_parser(subparsers):
         "--warmup-epochs", type=float, default=None, help=f"warm-up epochs of the cosine schedule (default: the recipe's; fast: {fast.warmup_epochs})"
     )
     p.add_argument(
+        "--decay-epochs",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="EPOCH",
+        help="epochs at which the step schedule multiplies the rate by --decay-rate (the exponential "
+        "one: its period); scale them with --epochs (default: the recipe's; nin-paper: 150 225)",
+    )
+    p.add_argument(
+        "--decay-rate", type=float, default=None, help="factor of each cut (default: the recipe's; nin-paper: 0.1)"
+    )
+    p.add_argument(
         "--weight-decay",
         type=float,
         default=None,

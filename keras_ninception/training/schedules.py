@@ -4,9 +4,12 @@ Every schedule is a step function of the optimizer's iteration count, so a run r
 `BackupAndRestore` (which restores the iterations) continues on the same curve.
 """
 
+import logging
 import math
 
 import keras
+
+logger = logging.getLogger(__name__)
 
 def make_schedule(config, steps_per_epoch):
     """The learning-rate schedule of a resolved `TrainConfig` (its recipe fields filled).
@@ -21,6 +24,16 @@ def make_schedule(config, steps_per_epoch):
     """
     total = max(1, steps_per_epoch * config.epochs)
     rate = float(config.learning_rate)
+    if config.schedule in ("step", "exponential"):
+        unreached = [e for e in config.decay_epochs if e >= config.epochs]
+        if unreached:
+            # Typically a recipe's epochs cut by `--epochs` (`nin-paper`: 300 epochs, cuts at
+            # 150 and 225) with its decay epochs left as they were.
+            logger.warning(
+                "The learning rate is never cut at epoch(s) %s of decay_epochs=%s: the run has "
+                "%d epochs. Pass --decay-epochs (TrainConfig.decay_epochs) scaled to the run.",
+                unreached, list(config.decay_epochs), config.epochs,
+            )
     if config.schedule == "cosine":
         warmup = int(round(config.warmup_epochs * steps_per_epoch)) if config.epochs > 1 else 0
         warmup = min(warmup, total - 1)

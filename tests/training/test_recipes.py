@@ -94,6 +94,37 @@ def test_step_schedule_divides_at_the_given_epochs():
     assert schedule_values(config, 10, [0, 19, 20, 29, 30, 39]) == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
 
 
+@pytest.mark.parametrize(
+    "fields, unreached",
+    [
+        ({"recipe": "nin-paper", "epochs": 60}, "[150, 225]"),  # the recipe's cuts, for 300 epochs
+        ({"recipe": "nin-paper", "epochs": 200}, "[225]"),
+        ({"recipe": "googlenet-paper", "epochs": 8}, "[8]"),  # exponential: its first period
+        ({"recipe": "nin-paper", "epochs": 60, "decay_epochs": (30, 45)}, None),
+        ({"recipe": "nin-paper"}, None),
+    ],
+)
+def test_a_schedule_whose_cuts_fall_past_the_last_epoch_says_so(fields, unreached, caplog):
+    with caplog.at_level("WARNING", logger="keras_ninception"):
+        schedule_values(TrainConfig(**fields), 10, [0])
+    if unreached is None:
+        assert "never cut" not in caplog.text
+    else:
+        assert f"never cut at epoch(s) {unreached}" in caplog.text
+        assert f"the run has {fields['epochs']} epochs" in caplog.text
+
+
+def test_decay_flags_reach_the_config():
+    from keras_ninception.cli.main import build_parser
+
+    args = build_parser().parse_args(["train", "--recipe", "nin-paper", "--epochs", "60", "--decay-epochs", "30", "45",
+                                      "--decay-rate", "0.2"])
+    assert (args.decay_epochs, args.decay_rate) == ([30.0, 45.0], 0.2)
+    config = TrainConfig(recipe=args.recipe, epochs=args.epochs, decay_epochs=args.decay_epochs,
+                         decay_rate=args.decay_rate).validate().resolved()
+    assert (config.decay_epochs, config.decay_rate) == ((30.0, 45.0), 0.2)
+
+
 def test_exponential_schedule_is_googlenets_four_percent_every_eight_epochs():
     config = TrainConfig(recipe="googlenet-paper", epochs=40, learning_rate=1.0)
     values = schedule_values(config, 5, [0, 39, 40, 79, 80, 199])
