@@ -149,6 +149,8 @@ def run_form(form, folder, work_dir, epochs, batch_size, validation_fraction, se
     )
     if epochs is not None:
         config.epochs = epochs
+        if fields.get("decay_epochs"):  # the form's cuts stay at the same fractions of the run
+            config.decay_epochs = tuple(round(e * epochs / fields["epochs"], 2) for e in fields["decay_epochs"])
     if batch_size is not None:
         config.batch_size = batch_size
     if os.path.exists(os.path.join(run_dir, "model.keras")):
@@ -302,7 +304,8 @@ def main(argv=None):
     parser.add_argument("--tar", default=DEFAULT_TAR, help="the CIFAR-10 JPEG tar")
     parser.add_argument("--work-dir", default="/tmp/ninception-cifar10", help="where the tar is extracted and the runs live (resume state)")
     parser.add_argument("--out-dir", default=DEFAULT_OUT)
-    parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="override the form's epochs (its learning-rate cuts scale with them)")
     parser.add_argument("--batch-size", type=int, default=None, help="override the recipe's batch size")
     parser.add_argument("--validation-fraction", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
