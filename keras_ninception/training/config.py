@@ -189,9 +189,10 @@ class TrainConfig:
             check_choice("optimizer", self.optimizer, OPTIMIZERS)
         if self.schedule is not None:
             check_choice("schedule", self.schedule, recipes.SCHEDULES)
-        if self.learning_rate is not None:
-            check_number("learning_rate", self.learning_rate, strict=True)
-        for field in ("warmup_epochs", "decay_rate", "weight_decay"):
+        for field in ("learning_rate", "decay_rate"):  # a rate cut by 0 stops training
+            if getattr(self, field) is not None:
+                check_number(field, getattr(self, field), strict=True)
+        for field in ("warmup_epochs", "weight_decay"):
             if getattr(self, field) is not None:
                 check_number(field, getattr(self, field))
         for field in ("label_smoothing", "dropout_rate"):

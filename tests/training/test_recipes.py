@@ -70,6 +70,10 @@ def test_the_resolved_recipe_is_recorded_and_an_old_config_resumes_as_fast():
         ("label_smoothing", 1.0, r"`label_smoothing` must be a number in \[0, 1\)"),
         ("dropout_rate", -0.1, r"`dropout_rate` must be a number in \[0, 1\)"),
         ("decay_epochs", "8", r"`decay_epochs` must be positive epoch numbers"),
+        ("decay_epochs", (30, -1), r"`decay_epochs` must be positive epoch numbers"),
+        ("decay_rate", 0, r"`decay_rate` must be a finite number > 0. Received: decay_rate=0"),
+        ("decay_rate", float("nan"), r"`decay_rate` must be a finite number > 0"),
+        ("learning_rate", -1e-3, r"`learning_rate` must be a finite number > 0"),
         ("ema", "yes", r"ema"),
     ],
 )
