@@ -1,7 +1,7 @@
 """With `cache="auto"` over its budget, training holds no split in memory: RSS stays flat.
 
 Each run is a fresh process (`tests/data/cache_memory_worker.py`): `fit` on a folder of
-2,700 training images of 96 x 96 x 3 (74.6 MB decoded), RSS read after each epoch.
+2,700 training images of 96 x 96 x 3 (74.6 MB decoded), RSS read after each of 6 epochs.
 
 The processes run with `MALLOC_ARENA_MAX=2`. With glibc's default (up to 8 arenas a core),
 RSS grew by ~20 MiB an epoch with the split not cached (28.6, 48.4, 66.4 MiB after epochs
@@ -20,13 +20,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.memory import theil_sen_slope
+
 pytestmark = pytest.mark.xdist_group("cache-memory-folder")  # one pytest-xdist worker: the shared fixtures
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGES_PER_CLASS = 1000  # 3 classes: 3,000 files, 2,700 train after the 10% validation carve
 IMAGE_SIZE = 96
 TRAIN_MIB = 2700 * IMAGE_SIZE * IMAGE_SIZE * 3 / 2**20  # 71.2 MiB
-EPOCHS = 4
+EPOCHS = 6
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +70,10 @@ def test_over_budget_split_trains_with_flat_memory(folder, tmp_path):
     print("RSS growth after each epoch (MiB), over budget:", growth.round(1), "within:", cached_growth.round(1))
     # The measurement sees a cached split: in memory, every epoch holds it on top.
     assert (cached_growth - growth).min() > 0.8 * TRAIN_MIB
-    # Over the budget, RSS holds less than the split, and is flat from the second epoch on.
+    # Over the budget, RSS holds less than the split, and is flat from the second epoch on: it
+    # grows by less than 5% of the split an epoch (a pipeline that kept the images would add
+    # the split, 71 MiB, every epoch). The slope is Theil-Sen's (`tests/memory.py`): one
+    # allocator step of 11 MiB between epochs 2 and 3, seen with a training beside, failed the
+    # endpoint check this replaces.
     assert growth.max() < 0.75 * TRAIN_MIB
-    assert abs(growth[-1] - growth[1]) < 0.1 * TRAIN_MIB
+    assert theil_sen_slope(growth[1:]) < 0.05 * TRAIN_MIB, growth.round(1)

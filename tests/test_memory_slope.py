@@ -1,0 +1,21 @@
+"""`tests/memory.py`: the slope the memory tests bound reads a leak, not an allocator step."""
+
+import pytest
+
+from tests.memory import theil_sen_slope
+
+
+@pytest.mark.parametrize("samples, low, high", [
+    ([30.0, 40.9, 41.0, 41.0, 41.0], 0.0, 0.5),         # one step of 11 MiB, then flat (seen in a suite run)
+    ([30.0, 32.9, 32.9, 34.1, 34.2, 34.2], 0.0, 1.0),   # the idle machine's creep
+    ([29.4, 100.6, 171.8, 243.0, 314.2], 71.1, 71.3),   # the 71.2 MiB split held again every epoch
+    ([815.0, 843.0, 871.0, 899.0], 27.9, 28.1),         # the tuner's old 28 MiB a trial
+    ([41.0, 30.0, 41.0, 30.0, 41.0], -11.0, 11.0),      # noise either way: bounded by its size
+])
+def test_the_slope_reads_a_steady_leak_and_not_one_step(samples, low, high):
+    assert low <= theil_sen_slope(samples) <= high
+
+
+def test_one_sample_is_refused():
+    with pytest.raises(ValueError, match="2 or more samples"):
+        theil_sen_slope([30.0])
