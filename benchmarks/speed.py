@@ -10,7 +10,8 @@ so a machine that gets busier or quieter during the run shifts every case alike:
 
 - matmul peak: GFLOP/s of `tf.linalg.matmul` on two n x n matrices (n = 4096) in float32 and
   bfloat16, the ceiling the utilization figures are taken against;
-- GoogLeNet (`variant="bn"`, aux heads, 224 x 224 x 3, 1000 classes, batch 32) and NIN (the
+- GoogLeNet (`variant="bn"`, aux heads, 224 x 224 x 3, 1000 classes, batch 32; other variants
+  and sizes with `--googlenet-variant`, `--googlenet-size`, `--googlenet-batch`) and NIN (the
   training job's form: batch normalization, 32 x 32 x 3, 10 classes, batch 128), in float32
   and in the package's default mixed-precision policy (`resolve_precision("auto")`):
   - training images/s: `model.fit` over one cached in-memory random batch (SGD momentum 0.9,
@@ -104,6 +105,10 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=6, help="timed batches per measurement (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed batches before the first (default: %(default)s)")
     parser.add_argument("--googlenet-size", type=int, default=224)
+    parser.add_argument(
+        "--googlenet-variant", default="bn", choices=("bn", "paper", "cifar"),
+        help="GoogLeNet's variant (default: %(default)s; cifar: 10 classes, e.g. with --googlenet-size 32)",
+    )
     parser.add_argument("--googlenet-batch", type=int, default=32)
     parser.add_argument("--nin-size", type=int, default=32)
     parser.add_argument("--nin-batch", type=int, default=128)
@@ -181,12 +186,19 @@ def matmul_case(dtype_name, n, repeats=5):
 NUM_CLASSES = {"googlenet": 1000, "nin": 10}
 
 
-def build_models(model_name, policy, size, batch, fused_batch_norm=None):
+def num_classes_of(model_name, variant="bn"):
+    """The benchmark's classes: ImageNet's 1,000 for GoogLeNet, CIFAR-10's 10 for NIN and for
+    GoogLeNet's `cifar` variant."""
+    return 10 if variant == "cifar" else NUM_CLASSES[model_name]
+
+
+def build_models(model_name, policy, size, batch, fused_batch_norm=None, variant="bn"):
     """Training model, inference model, a random batch and its labels; layers in `policy`.
 
     `fused_batch_norm`: batch normalization on TF's fused kernel (`use_fused_batch_normalization`,
     what `compile_model` and the package's loaders do), or Keras' own arithmetic (the ablation).
     None (default): as `compile_model` chooses, the fused kernel on the TensorFlow backend only.
+    `variant`: GoogLeNet's (`"bn"`, default; `"cifar"` has 10 classes, as on CIFAR-10).
     """
     import keras
     import numpy as np
@@ -195,16 +207,17 @@ def build_models(model_name, policy, size, batch, fused_batch_norm=None):
     from keras_ninception.models import build_googlenet, build_nin, to_inference_model
     from keras_ninception.training.precision import dtype_policy
 
+    num_classes = num_classes_of(model_name, variant)
     with dtype_policy(policy):
         if model_name == "googlenet":
             model = build_googlenet(
-                input_shape=(size, size, 3), num_classes=NUM_CLASSES[model_name], variant="bn", aux_classifiers=True
+                input_shape=(size, size, 3), num_classes=num_classes, variant=variant, aux_classifiers=True
             )
         else:
-            model = build_nin(input_shape=(size, size, 3), num_classes=NUM_CLASSES[model_name], batch_norm=True)
+            model = build_nin(input_shape=(size, size, 3), num_classes=num_classes, batch_norm=True)
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (batch, size, size, 3)).astype("float32")
-    labels = rng.integers(0, NUM_CLASSES[model_name], (batch,)).astype("int32")
+    labels = rng.integers(0, num_classes, (batch,)).astype("int32")
     y = {name: labels for name in model.output_names} if len(model.output_names) > 1 else labels
     inference = to_inference_model(model) if len(model.output_names) > 1 else model
     if fused_batch_norm is None:
@@ -505,11 +518,11 @@ def main(argv=None):
 
         def get():
             if keras_batch_norm:
-                return build_models(model_name, policy, *sizes[model_name], fused_batch_norm=False)
+                return build_models(model_name, policy, *sizes[model_name], fused_batch_norm=False, variant=args.googlenet_variant)
             if fresh:
-                return build_models(model_name, policy, *sizes[model_name])
+                return build_models(model_name, policy, *sizes[model_name], variant=args.googlenet_variant)
             if (model_name, policy) not in built:
-                built[(model_name, policy)] = build_models(model_name, policy, *sizes[model_name])
+                built[(model_name, policy)] = build_models(model_name, policy, *sizes[model_name], variant=args.googlenet_variant)
             return built[(model_name, policy)]
 
         return get
@@ -665,8 +678,9 @@ def main(argv=None):
         },
         "settings": {
             "repeats": args.repeats, "steps": args.steps, "warmup": args.warmup,
-            "googlenet": {"variant": "bn", "aux_classifiers": True, "image_size": args.googlenet_size,
-                          "batch_size": args.googlenet_batch, "num_classes": 1000},
+            "googlenet": {"variant": args.googlenet_variant, "aux_classifiers": True, "image_size": args.googlenet_size,
+                          "batch_size": args.googlenet_batch,
+                          "num_classes": num_classes_of("googlenet", args.googlenet_variant)},
             "nin": {"batch_norm": True, "image_size": args.nin_size, "batch_size": args.nin_batch, "num_classes": 10},
             "optimizer": "sgd (momentum 0.9, Nesterov)", "policies": policies, "default_policy": default_policy,
             "matmul_size": args.matmul_size, "pipeline_batches": args.pipeline_batches, "data": args.data,
@@ -773,7 +787,7 @@ def markdown(report):
         lines.append(f"| {name} | {value:.2f} | {'>= ' + str(target) if target else ''} |")
     lines += [
         "",
-        f"GoogLeNet: variant `bn` with aux heads, {s['googlenet']['image_size']} px, batch "
+        f"GoogLeNet: variant `{s['googlenet'].get('variant', 'bn')}` with aux heads, {s['googlenet']['image_size']} px, batch "
         f"{s['googlenet']['batch_size']}; NIN with batch norm, {s['nin']['image_size']} px, batch "
         f"{s['nin']['batch_size']}. Training: `model.fit` on one cached batch, SGD. FLOP/s = 2 x MACs x "
         f"images/s, x{s['train_flop_factor']} for training (forward + backward, an estimate); peak of the "

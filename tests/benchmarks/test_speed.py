@@ -44,3 +44,27 @@ def test_quick_run_writes_every_figure(tmp_path):
     assert util["fraction_of_peak"] == pytest.approx(expected / medians["matmul/float32"]["gflops"])
     assert report["inference_check"]["nin/float32/infer_keras"]["max_abs_diff_vs_keras"] == 0.0
     assert "| nin/mixed_bfloat16/train |" in (out / "speed.md").read_text()
+
+
+def load_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("speed", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("variant, size, classes, stem_layer", [
+    ("cifar", 32, 10, "conv1_3x3"),  # the small-image stem: a 3x3 convolution, no stride
+    ("bn", 64, 1000, "conv1_7x7_s2"),  # the paper's stem
+])
+def test_googlenet_variant_reaches_the_benchmarked_model(variant, size, classes, stem_layer):
+    speed = load_script()
+    model, inference, x, y = speed.build_models("googlenet", "float32", size, 2, variant=variant)
+    assert inference.output_shape == (None, classes)
+    assert set(y) == set(model.output_names) and len(y) == 3
+    assert all(int(labels.max()) < classes for labels in y.values())
+    assert x.shape == (2, size, size, 3)
+    assert stem_layer in [layer.name for layer in model.layers]
+    assert speed.parse_args(["--googlenet-variant", variant]).googlenet_variant == variant
