@@ -34,7 +34,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from keras_ninception.options import CHECK_IMAGES
+from keras_ninception.options import CHECK_IMAGES  # noqa: F401 (re-exported: `files.CHECK_IMAGES`)
 
 # The file endings `tfds.folder_dataset.ImageFolder` reads (case-insensitive).
 IMAGE_FILE_EXTENSIONS = (".jpg", ".jpeg", ".png")

@@ -42,12 +42,12 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from keras_ninception.checks import check_bool, check_choice, check_int, check_tensorflow_backend
+from keras_ninception.checks import check_bool, check_tensorflow_backend
 from keras_ninception.data.pipeline import resize_for_evaluation, scale_images
 from keras_ninception.models import to_inference_model
 from keras_ninception.models.common import with_keras_batch_normalization
 from keras_ninception.training.precision import to_float32
-from keras_ninception.options import EXPORT_FORMATS, INT8_FORMATS
+from keras_ninception.options import EXPORT_FORMATS
 
 FORMATS = EXPORT_FORMATS
 METADATA_FILE = "metadata.json"
