@@ -228,8 +228,20 @@ def merge_with_report(out_dir, results):
     return dict(sorted(merged.items()))
 
 
+def form_command(form, entry):
+    """The command that trains `form` as `entry` (a report entry) records it: with the
+    `--epochs` (the form's rate cuts scale with it) and `--batch-size` its run used."""
+    config = entry.get("config", {})
+    command = f"python3.11 benchmarks/cifar_accuracy.py --forms {form} --epochs {entry['epochs_planned']}"
+    if config.get("batch_size") is not None:
+        command += f" --batch-size {config['batch_size']}"
+    return command
+
+
 def write_report(out_dir, results, command):
     results = merge_with_report(out_dir, results)
+    for form, entry in results.items():
+        entry["command"] = form_command(form, entry)
     os.makedirs(out_dir, exist_ok=True)
     report = {"command": command, "forms": results}
     with open(os.path.join(out_dir, "cifar_accuracy.json"), "w") as f:
@@ -237,7 +249,8 @@ def write_report(out_dir, results, command):
     lines = [
         "# CIFAR-10 accuracy on 5,000 held-out images (the last 500 per class of the shared JPEG train split)",
         "",
-        f"Command: `python3.11 benchmarks/cifar_accuracy.py --forms {' '.join(results)}` (resumes an interrupted run)",
+        "Commands (each resumes an interrupted run): "
+        + "; ".join(f"{form}: `{entry['command']}`" for form, entry in results.items()),
         "Training time is the sum of the epochs' wall time on this machine, as loaded as it was (the"
         " first epoch includes decoding the JPEGs into the in-memory cache).",
         "The CPU each form trained on is under the table.",

@@ -31,3 +31,24 @@ def test_a_new_report_keeps_forms_trained_elsewhere_with_their_own_cpu(tmp_path)
     assert merged["nin-bn"]["test_accuracy"] == {"main": 0.85}
     assert merged["nin-bn"]["cpus"] == ["Old CPU, 2 cores, flags amx_bf16"]
     assert script.merge_with_report(str(tmp_path / "none"), fresh) == fresh
+
+
+def test_the_report_gives_each_form_the_command_that_trained_it(tmp_path):
+    script = load_script()
+    runs = {
+        "nin-paper": {"complete": True, "epochs_done": 30, "epochs_planned": 30, "train_seconds": 60.0, "test_accuracy": {"main": 0.76},
+                      "config": {"batch_size": 128, "recipe": "nin-paper"}, "target": 0.85, "curve": []},
+        "nin-bn": {"complete": False, "epochs_done": 2, "epochs_planned": 30, "train_seconds": 10.0, "test_accuracy": {"main": 0.5},
+                   "config": {"batch_size": 64, "recipe": "cifar"}, "target": 0.896, "curve": []},
+    }
+    assert script.form_command("nin-paper", runs["nin-paper"]) == (
+        "python3.11 benchmarks/cifar_accuracy.py --forms nin-paper --epochs 30 --batch-size 128")
+    assert script.form_command("nin-bn", {"epochs_planned": 30}) == (
+        "python3.11 benchmarks/cifar_accuracy.py --forms nin-bn --epochs 30")
+    script.write_report(str(tmp_path), runs, "python3.11 benchmarks/cifar_accuracy.py --report-only")
+    report = json.loads((tmp_path / "cifar_accuracy.json").read_text())
+    markdown = (tmp_path / "cifar_accuracy.md").read_text()
+    for form, batch in (("nin-paper", 128), ("nin-bn", 64)):
+        command = f"python3.11 benchmarks/cifar_accuracy.py --forms {form} --epochs 30 --batch-size {batch}"
+        assert report["forms"][form]["command"] == command
+        assert f"{form}: `{command}`" in markdown
