@@ -516,13 +516,16 @@ def main(argv=None):
         `use_fused_batch_normalization`, fresh each call), the ablation of the fused kernel.
         """
 
+        def build(**options):
+            return build_models(model_name, policy, *sizes[model_name], variant=args.googlenet_variant, **options)
+
         def get():
             if keras_batch_norm:
-                return build_models(model_name, policy, *sizes[model_name], fused_batch_norm=False, variant=args.googlenet_variant)
+                return build(fused_batch_norm=False)
             if fresh:
-                return build_models(model_name, policy, *sizes[model_name], variant=args.googlenet_variant)
+                return build()
             if (model_name, policy) not in built:
-                built[(model_name, policy)] = build_models(model_name, policy, *sizes[model_name], variant=args.googlenet_variant)
+                built[(model_name, policy)] = build()
             return built[(model_name, policy)]
 
         return get

@@ -10,12 +10,13 @@ samples, which one step moves little and a steady leak sets exactly.
 """
 
 import numpy as np
+from scipy import stats
 
 
 def theil_sen_slope(samples):
-    """The median pairwise slope of `samples` (MiB per sample step); needs two or more."""
+    """The median pairwise slope of `samples` (MiB per sample step), `scipy.stats.theilslopes`;
+    raises ValueError for fewer than two samples (where scipy returns NaN)."""
     values = np.asarray(samples, dtype="float64")
     if values.size < 2:
         raise ValueError(f"theil_sen_slope: needs 2 or more samples, got {values.size}")
-    i, j = np.triu_indices(values.size, k=1)
-    return float(np.median((values[j] - values[i]) / (j - i)))
+    return float(stats.theilslopes(values).slope)

@@ -23,7 +23,6 @@ this order:
 Epochs are finite: nothing repeats.
 """
 
-
 import keras
 import tensorflow as tf
 

@@ -1,21 +1,12 @@
 """`benchmarks/cifar_accuracy.py` keeps the committed forms a new report has no run folder for."""
 
-import importlib.util
 import json
-import os
 
-SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "cifar_accuracy.py")
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("cifar_accuracy", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.benchmarks import load_benchmark
 
 
 def test_a_new_report_keeps_forms_trained_elsewhere_with_their_own_cpu(tmp_path):
-    script = load_script()
+    script = load_benchmark("cifar_accuracy")
     old_cpu = {"model": "Old CPU", "cores": 2, "flags": ["amx_bf16"]}
     old = {"cpu": old_cpu, "forms": {
         "nin-bn": {"epochs_done": 30, "test_accuracy": {"main": 0.85}},
@@ -34,7 +25,7 @@ def test_a_new_report_keeps_forms_trained_elsewhere_with_their_own_cpu(tmp_path)
 
 
 def test_the_report_gives_each_form_the_command_that_trained_it(tmp_path):
-    script = load_script()
+    script = load_benchmark("cifar_accuracy")
     runs = {
         "nin-paper": {"complete": True, "epochs_done": 30, "epochs_planned": 30, "train_seconds": 60.0, "test_accuracy": {"main": 0.76},
                       "config": {"batch_size": 128, "recipe": "nin-paper"}, "target": 0.85, "curve": []},

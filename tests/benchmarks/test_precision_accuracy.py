@@ -1,18 +1,8 @@
 """`benchmarks/precision_accuracy.py` summarizes runs by hand-checkable numbers (no training here)."""
 
-import importlib.util
-import os
-
 import pytest
 
-SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "precision_accuracy.py")
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("precision_accuracy", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.benchmarks import load_benchmark
 
 
 def run(seed, precision, main, aux1, seconds):
@@ -22,7 +12,7 @@ def run(seed, precision, main, aux1, seconds):
 
 
 def test_report_means_spread_and_difference_by_hand():
-    script = load_script()
+    script = load_benchmark("precision_accuracy")
     runs = [
         run(0, "auto", 0.90, 0.80, 10.0), run(0, "float32", 0.92, 0.81, 30.0),
         run(1, "auto", 0.94, 0.84, 12.0), run(1, "float32", 0.93, 0.82, 34.0),

@@ -8,11 +8,12 @@ import sys
 import numpy as np
 import pytest
 
+from tests.benchmarks import benchmark_path, load_benchmark
 from tests.data.images import write_image
 
 pytestmark = pytest.mark.slow
 
-SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "speed.py")
+SCRIPT = benchmark_path("speed")
 
 
 def test_quick_run_writes_every_figure(tmp_path):
@@ -46,21 +47,12 @@ def test_quick_run_writes_every_figure(tmp_path):
     assert "| nin/mixed_bfloat16/train |" in (out / "speed.md").read_text()
 
 
-def load_script():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("speed", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("variant, size, classes, stem_layer", [
     ("cifar", 32, 10, "conv1_3x3"),  # the small-image stem: a 3x3 convolution, no stride
     ("bn", 64, 1000, "conv1_7x7_s2"),  # the paper's stem
 ])
 def test_googlenet_variant_reaches_the_benchmarked_model(variant, size, classes, stem_layer):
-    speed = load_script()
+    speed = load_benchmark("speed")
     model, inference, x, y = speed.build_models("googlenet", "float32", size, 2, variant=variant)
     assert inference.output_shape == (None, classes)
     assert set(y) == set(model.output_names) and len(y) == 3
