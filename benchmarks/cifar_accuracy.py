@@ -305,7 +305,8 @@ def plot_curves(results, path):
     ax.set_ylabel("test top-1 (main head, 5,000 held-out images)")
     ax.set_title("CIFAR-10: time to accuracy (dotted: the paper's figure)")
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.get_lines():  # no form has a curve yet: an empty plot, without matplotlib's legend warning
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
