@@ -11,7 +11,15 @@ import fcntl
 import os
 import subprocess
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from keras_ninception.cli.main import quiet_tensorflow_logs  # noqa: E402  (imports no TensorFlow)
+
+# TensorFlow's load-time C++ lines (oneDNN, CUDA stubs) ignore TF_CPP_MIN_LOG_LEVEL; the CLI's
+# helper imports it with stderr on /dev/null, as the commands do. Under KERAS_BACKEND=jax (the
+# CI's JAX job) TensorFlow is not imported here.
+if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+    quiet_tensorflow_logs()
+else:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.memory import theil_sen_slope
+from tests.memory import leak_bound, theil_sen_slope
 
 
 @pytest.mark.parametrize("samples, low, high", [
@@ -11,9 +11,23 @@ from tests.memory import theil_sen_slope
     ([29.4, 100.6, 171.8, 243.0, 314.2], 71.1, 71.3),   # the 71.2 MiB split held again every epoch
     ([815.0, 843.0, 871.0, 899.0], 27.9, 28.1),         # the tuner's old 28 MiB a trial
     ([41.0, 30.0, 41.0, 30.0, 41.0], -11.0, 11.0),      # noise either way: bounded by its size
+    ([25.7, 32.7, 49.8, 50.3, 50.3], 6.0, 7.0),         # steps under load, then flat (a fresh-clone suite)
+    ([24.7, 33.8, 53.1, 53.7, 53.8], 8.0, 8.5),         # the same test run again, alone, under load
 ])
 def test_the_slope_reads_a_steady_leak_and_not_one_step(samples, low, high):
     assert low <= theil_sen_slope(samples) <= high
+
+
+@pytest.mark.parametrize("steps", [
+    [25.7, 32.7, 49.8, 50.3, 50.3], [24.7, 33.8, 53.1, 53.7, 53.8], [30.0, 40.9, 41.0, 41.0, 41.0],
+])
+def test_the_bound_passes_the_allocators_steps_and_fails_the_leak(steps):
+    split = 71.2  # the cache test's split, held again each epoch by a leaking pipeline
+    assert theil_sen_slope(steps) < leak_bound(split)
+    leaking = [value + split * epoch for epoch, value in enumerate(steps)]  # the same steps, plus the leak
+    assert theil_sen_slope(leaking) > leak_bound(split)
+    half_leak = [value + split / 2 * epoch for epoch, value in enumerate(steps)]  # half the split each epoch
+    assert theil_sen_slope(half_leak) > leak_bound(split)
 
 
 def test_one_sample_is_refused():
