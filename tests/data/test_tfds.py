@@ -172,13 +172,15 @@ def test_offline_download_fails_within_seconds_before_any_retry(tmp_path, monkey
 def test_probe_gives_up_after_its_timeout(monkeypatch):
     """A name lookup or connect that hangs: the probe answers after its timeout."""
     def hang(*args, **kwargs):
-        time.sleep(3)
+        time.sleep(30)
         raise OSError("gave up")
 
     monkeypatch.setattr(sources.socket, "create_connection", hang)
     start = time.perf_counter()
     assert sources.probe_connection(("127.0.0.1", 9), timeout=0.5) == "no answer within 0.5 s"
-    assert time.perf_counter() - start < 1.5
+    # At the timeout, not at the end of the 30 s hang (the abandoned daemon thread sleeps on);
+    # the bound leaves a loaded machine 9.5 s of slack and is still 3x below the hang.
+    assert time.perf_counter() - start < 10
 
 
 def test_probe_of_a_listening_port_passes():

@@ -191,7 +191,9 @@ def test_imagenet_probe_that_hangs_gives_up_after_the_timeout(tmp_path, monkeypa
     start = time.perf_counter()
     with pytest.raises(FileNotFoundError, match=r"cannot be reached \(no answer within 0.5 s\)"):
         pretrained.imagenet_checkpoint_path()
-    assert time.perf_counter() - start < 1.5
+    # Gave up at the timeout, not at the end of the 30 s hang; the bound leaves a loaded
+    # machine 9.5 s of slack and is still 3x below the hang.
+    assert time.perf_counter() - start < 10
 
 
 @pytest.fixture(scope="module")
