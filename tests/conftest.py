@@ -11,7 +11,7 @@ import fcntl
 import os
 import subprocess
 
-from keras_ninception.cli.main import quiet_tensorflow_logs  # noqa: E402  (imports no TensorFlow)
+from keras_ninception.cli.main import quiet_tensorflow_logs  # imports no TensorFlow
 
 # TensorFlow's load-time C++ lines (oneDNN, CUDA stubs) ignore TF_CPP_MIN_LOG_LEVEL; the CLI's
 # helper imports it with stderr on /dev/null, as the commands do. Under KERAS_BACKEND=jax (the
