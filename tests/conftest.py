@@ -13,6 +13,16 @@ import subprocess
 
 from keras_ninception.cli.main import quiet_tensorflow_logs  # imports no TensorFlow
 
+# Under pytest-xdist, each worker's TensorFlow (and the processes its tests start) gets its
+# share of the cores for its thread pools, not all of them: two workers of two threads each on
+# 2 cores ran two GoogLeNet trainings 11% slower than one thread each (137.4 s against 121.7 s,
+# tests/training/test_forms.py's `googlenet-cifar` pair). TensorFlow reads these at its first
+# session (tensorflow/core/common_runtime/process_util.cc); a value set by hand is kept.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = str(max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", _share)
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", _share)
+
 # TensorFlow's load-time C++ lines (oneDNN, CUDA stubs) ignore TF_CPP_MIN_LOG_LEVEL; the CLI's
 # helper imports it with stderr on /dev/null, as the commands do. Under KERAS_BACKEND=jax (the
 # CI's JAX job) TensorFlow is not imported here.
