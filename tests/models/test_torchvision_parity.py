@@ -2,7 +2,7 @@
 
 Needs torch and torchvision (the optional `torch` extra); skipped without them. The
 optional job: `python3.11 -m pip install ".[test,torch]" && python3.11 -m pytest
-tests/models/test_torchvision_parity.py -s` (prints the maximum differences). torch runs in
+tests/models/test_torchvision_parity.py -s -n 0` (prints the maximum differences). torch runs in
 a subprocess (`torchvision_reference.py`): torchvision crashes when imported after
 TensorFlow in one process.
 """

@@ -50,7 +50,7 @@ def test_every_form_trains_from_scratch_with_the_default_recipe(form, fields, wi
     result = train(TrainConfig(**fields, run_dir=str(tmp_path / form), image_summary_freq=0), verbose=0)
     history = result["history"]
     main_loss = history.get("main_loss", history["loss"])
-    with capsys.disabled():  # the figures, with -s
+    with capsys.disabled():  # the figures, with -s -n 0 (pytest-xdist workers do not pass -s output on)
         print(f"\n{form}: main loss by epoch {[round(x, 4) for x in main_loss]}, test accuracy "
               f"{result['metrics']['test']['heads']['main']['accuracy']:.4f}")
     assert min(main_loss[:within]) < CHANCE - 0.1, f"{form}: losses {main_loss[:within]} stay at chance ({CHANCE:.4f})"

@@ -161,7 +161,7 @@ def test_fine_tuning_a_run_beats_training_from_scratch_on_fewer_classes(tmp_path
     Same target budget both ways (3 epochs of batch 4 on 8 images per class, the `fast`
     recipe without warm-up, same seed); the transfer trains the heads on the source run's
     frozen backbone. Augmentation is `crop` only: a horizontal flip turns a 45-degree grating
-    into a 135-degree one, another class. Print the figures with -s.
+    into a 135-degree one, another class. Print the figures with -s -n 0.
     """
     from keras_ninception.training.run import train
     from tests.training.gratings import write_gratings
